@@ -1,0 +1,16 @@
+//! amber: an application container engine built for preserving and moving
+//! state for testers. See `docs/` and `../shared/DESIGN.md` for the map.
+//!
+//! Dependencies point one way:
+//! `cli → client → api types`, `api → engine → { runtime, store } → { archive, types }`.
+
+pub mod api;
+pub mod archive;
+pub mod cli;
+pub mod engine;
+pub mod runtime;
+pub mod store;
+pub mod types;
+
+/// The engine's version, as reported by `amber version` and `GET /version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
