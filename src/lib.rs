@@ -4,6 +4,9 @@
 //! Dependencies point one way:
 //! `cli → client → api types`, `api → engine → { runtime, store } → { archive, types }`.
 
+// serde_json's json! macro for Docker's large /info document.
+#![recursion_limit = "256"]
+
 pub mod api;
 pub mod archive;
 pub mod cli;

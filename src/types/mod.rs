@@ -1,1 +1,11 @@
-//! placeholder
+//! Shared value types: digests, image references and IDs as parsed newtypes,
+//! and the Docker Engine API request/response bodies.
+//!
+//! Pure data; no I/O.
+
+pub mod api;
+mod digest;
+mod reference;
+
+pub use digest::{Digest, DigestError};
+pub use reference::{Reference, ReferenceError, DEFAULT_TAG};

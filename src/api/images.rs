@@ -1,0 +1,141 @@
+//! `/images/...` handlers.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::query::Query;
+use super::{ApiError, AppState};
+use crate::engine::ImageFilters;
+use crate::store::ImportOptions;
+use crate::types::api::JsonMessage;
+use crate::types::Reference;
+
+/// `GET /images/json`.
+pub async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let mut filters = match q.get("filters") {
+        Some(f) if !f.is_empty() => ImageFilters::parse(f)?,
+        _ => ImageFilters::default(),
+    };
+    // Old clients send `filter=NAME`.
+    if let Some(name) = q.get("filter") {
+        filters.reference.push(name.to_string());
+    }
+    let all = q.flag("all");
+    let images = tokio::task::spawn_blocking(move || engine.list_images(all, &filters)).await??;
+    Ok(Json(images).into_response())
+}
+
+/// `POST /images/create`: `fromSrc=-` imports the request body.
+pub async fn create(
+    State(engine): State<AppState>,
+    uri: Uri,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    if q.get("fromImage").is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "pulling images from a registry is not supported yet; use `amber import` or `amber load`",
+        ));
+    }
+    match q.get("fromSrc") {
+        Some("-") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "importing from {other:?} is not supported: send the archive as the request body (fromSrc=-)"
+            )))
+        }
+        None => return Err(ApiError::bad_request("missing fromImage or fromSrc")),
+    }
+    let tag = import_tag(q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?;
+    let opts = ImportOptions {
+        tag,
+        message: q.get("message").unwrap_or("").to_string(),
+        changes: q.all("changes"),
+        allow_devices: false,
+    };
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let id = tokio::task::spawn_blocking(move || engine.import_image(reader, &opts)).await??;
+    let msg = JsonMessage {
+        status: Some(id.to_string()),
+        ..Default::default()
+    };
+    let mut line = serde_json::to_string(&msg).unwrap_or_default();
+    line.push_str("\r\n");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        line,
+    )
+        .into_response())
+}
+
+/// `repo` may carry the tag itself (`repo=app:v1`), or `tag` gives it.
+fn import_tag(repo: &str, tag: &str) -> Result<Option<Reference>, ApiError> {
+    if repo.is_empty() {
+        return Ok(None);
+    }
+    let r = Reference::parse_name_only(repo).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let r = if !tag.is_empty() {
+        r.with_tag(tag)
+    } else if r.tag().is_none() {
+        r.with_tag(crate::types::DEFAULT_TAG)
+    } else {
+        Ok(r)
+    };
+    r.map(Some)
+        .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// `GET /images/{name}/json`.
+pub async fn get_sub(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/json") {
+        let name = name.to_string();
+        let inspect = tokio::task::spawn_blocking(move || engine.inspect_image(&name)).await??;
+        return Ok(Json(inspect).into_response());
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("page not found: /images/{rest}"),
+    ))
+}
+
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub async fn post_sub(
+    State(engine): State<AppState>,
+    Path(rest): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let Some(name) = rest.strip_suffix("/tag") else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("page not found: /images/{rest}"),
+        ));
+    };
+    let q = Query::of(&uri);
+    let target = import_tag(q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?
+        .ok_or_else(|| ApiError::bad_request("repository name must have at least one component"))?;
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || engine.tag_image(&name, &target)).await??;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `DELETE /images/{name}?force=`.
+pub async fn delete(
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let force = Query::of(&uri).flag("force");
+    let items = tokio::task::spawn_blocking(move || engine.remove_image(&name, force)).await??;
+    Ok(Json(items).into_response())
+}

@@ -1,0 +1,126 @@
+//! `amber daemon`: open the engine, listen on unix sockets, serve the API
+//! until SIGTERM/SIGINT, then remove the sockets.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context};
+use axum::extract::Request;
+use tokio::net::UnixListener;
+use tokio::sync::watch;
+use tower::Layer;
+
+use crate::engine::Engine;
+
+/// The default API socket.
+pub const DEFAULT_SOCKET: &str = "/run/amber/amber.sock";
+/// The default data root.
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/amber";
+/// Socket file mode: owner and group may connect.
+const SOCKET_MODE: u32 = 0o660;
+
+/// Options of `amber daemon`.
+#[derive(Debug, Clone)]
+pub struct DaemonOptions {
+    /// Data root directory.
+    pub data_root: PathBuf,
+    /// Listen addresses (`unix:///path`).
+    pub hosts: Vec<String>,
+}
+
+/// Parse `unix:///path` (or a bare absolute path) into a socket path.
+pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = host.strip_prefix("unix://") {
+        if p.starts_with('/') {
+            return Ok(PathBuf::from(p));
+        }
+    } else if host.starts_with('/') {
+        return Ok(PathBuf::from(host));
+    } else if host.starts_with("tcp://") {
+        bail!("listening on {host} is not supported yet: only unix:///PATH sockets are");
+    }
+    bail!("invalid host {host:?}: expected unix:///PATH")
+}
+
+/// Run the daemon until a termination signal.
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let root = opts.data_root.clone();
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&root))
+        .await?
+        .map_err(|e| anyhow!(super::error_chain(&e)))?;
+    let engine = Arc::new(engine);
+    let mut listeners = Vec::new();
+    for host in &opts.hosts {
+        let path = unix_path(host)?;
+        listeners.push((bind(&path)?, path));
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for (listener, path) in listeners {
+        tracing::info!(path = %path.display(), data_root = %opts.data_root.display(), "API listening");
+        let app = axum::middleware::from_fn(super::version::negotiate)
+            .layer(super::router(engine.clone()));
+        let mut rx = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                axum::ServiceExt::<Request>::into_make_service(app),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await;
+            let _ = std::fs::remove_file(&path);
+            served
+        }));
+    }
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+/// Bind a unix socket, replacing a stale one but never a live one.
+fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create socket directory {}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!(
+                    "socket {} is in use by another process (is another amber daemon running?)",
+                    path.display()
+                );
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("failed to remove stale socket {}", path.display()))?;
+        }
+        Ok(_) => bail!(
+            "{} exists and is not a socket; remove it or choose another -H",
+            path.display()
+        ),
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("failed to listen on {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .with_context(|| format!("failed to set the mode of {}", path.display()))?;
+    Ok(listener)
+}

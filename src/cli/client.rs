@@ -1,0 +1,168 @@
+//! The HTTP client of the daemon's API, over a unix socket.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::types::api::{ErrorBody, API_VERSION};
+
+/// The default address of the daemon.
+pub const DEFAULT_HOST: &str = "unix:///run/amber/amber.sock";
+
+/// Errors talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing answers at the address.
+    #[error("cannot connect to the amber daemon at {host}: {reason}. Is it running? Start it with `amber daemon` (or point -H / AMBER_HOST at it)")]
+    NoDaemon {
+        /// The address tried.
+        host: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The daemon answered with an error.
+    #[error("Error response from daemon: {message}")]
+    Api {
+        /// HTTP status.
+        status: StatusCode,
+        /// Docker's `message`.
+        message: String,
+    },
+    /// The address is not understood.
+    #[error("invalid host {0:?}: expected unix:///PATH")]
+    BadHost(String),
+    /// Transport failure mid-request.
+    #[error("request to the daemon failed: {0}")]
+    Transport(String),
+    /// The answer is not what the API promises.
+    #[error("unexpected answer from the daemon: {0}")]
+    Decode(String),
+}
+
+/// A request body: empty, bytes, or a stream.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// An empty body.
+pub fn empty() -> Body {
+    Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body streamed from an async reader (a file, stdin).
+pub fn stream_body<R: tokio::io::AsyncRead + Send + 'static>(r: R) -> Body {
+    let s = tokio_util::io::ReaderStream::new(r);
+    let s = futures_util::StreamExt::map(s, |chunk| chunk.map(Frame::data));
+    StreamBody::new(s).boxed_unsync()
+}
+
+/// A client for one daemon.
+#[derive(Debug, Clone)]
+pub struct Client {
+    host: String,
+    socket: PathBuf,
+}
+
+impl Client {
+    /// Address the daemon at `host` (`unix:///path`).
+    pub fn new(host: &str) -> Result<Client, ClientError> {
+        let socket = match host.strip_prefix("unix://") {
+            Some(p) if p.starts_with('/') => PathBuf::from(p),
+            _ if host.starts_with('/') => PathBuf::from(host),
+            _ => return Err(ClientError::BadHost(host.to_string())),
+        };
+        Ok(Client {
+            host: host.to_string(),
+            socket,
+        })
+    }
+
+    /// Send a request; the path is relative to the API version prefix.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Body,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| ClientError::NoDaemon {
+                host: self.host.clone(),
+                reason: e.to_string(),
+            })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("/v{API_VERSION}{path}"))
+            .header(hyper::header::HOST, "amber");
+        if let Some(ct) = content_type {
+            req = req.header(hyper::header::CONTENT_TYPE, ct);
+        }
+        let req = req
+            .body(body)
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        let bytes = read_all(resp).await?;
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&bytes).trim()));
+        Err(ClientError::Api { status, message })
+    }
+
+    /// Send and decode a JSON answer.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ClientError> {
+        let resp = self.send(method, path, None, empty()).await?;
+        let bytes = read_all(resp).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// `GET` and decode.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.json(Method::GET, path).await
+    }
+}
+
+/// Read a whole answer body.
+pub async fn read_all(resp: hyper::Response<hyper::body::Incoming>) -> Result<Bytes, ClientError> {
+    resp.into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ClientError::Transport(e.to_string()))
+}
+
+/// Percent-encode a query value or path segment.
+pub fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Percent-encode an image or container name for a URL path, keeping the
+/// `/` and `:` that Docker leaves readable.
+pub fn enc_path(s: &str) -> String {
+    s.split('/')
+        .map(|seg| enc(seg).replace("%3A", ":").replace('+', "%20"))
+        .collect::<Vec<_>>()
+        .join("/")
+}

@@ -1,0 +1,70 @@
+//! `amber import`.
+
+use anyhow::Context;
+use hyper::Method;
+
+use crate::cli::client::{enc, read_all, stream_body, Client};
+use crate::types::api::JsonMessage;
+use crate::types::Reference;
+
+/// Import a root filesystem tar (plain, gzip or zstd) as a one-layer image.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The tar file, or `-` for standard input.
+    pub file: String,
+    /// Name for the new image (REPO[:TAG]).
+    pub reference: Option<String>,
+    /// Apply a Dockerfile instruction to the image config (CMD, ENTRYPOINT,
+    /// ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL).
+    #[arg(short, long = "change")]
+    pub change: Vec<String>,
+    /// Commit message for the imported image.
+    #[arg(short, long, default_value = "")]
+    pub message: String,
+}
+
+/// Run it.
+pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
+    let mut query = format!("fromSrc=-&message={}", enc(&args.message));
+    if let Some(r) = &args.reference {
+        let r = Reference::parse(r)?;
+        query.push_str(&format!(
+            "&repo={}&tag={}",
+            enc(&r.familiar_name()),
+            enc(r.tag().unwrap_or("latest"))
+        ));
+    }
+    for ch in &args.change {
+        query.push_str(&format!("&changes={}", enc(ch)));
+    }
+    let body = if args.file == "-" {
+        stream_body(tokio::io::stdin())
+    } else {
+        let f = tokio::fs::File::open(&args.file)
+            .await
+            .with_context(|| format!("cannot open {}", args.file))?;
+        stream_body(f)
+    };
+    let resp = c
+        .send(
+            Method::POST,
+            &format!("/images/create?{query}"),
+            Some("application/x-tar"),
+            body,
+        )
+        .await?;
+    let bytes = read_all(resp).await?;
+    for line in bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.trim_ascii().is_empty())
+    {
+        let msg: JsonMessage = serde_json::from_slice(line)?;
+        if let Some(e) = msg.error {
+            anyhow::bail!("{e}");
+        }
+        if let Some(s) = msg.status {
+            println!("{s}");
+        }
+    }
+    Ok(0)
+}

@@ -1,0 +1,88 @@
+//! The SQLite index: connection setup and append-only schema migrations
+//! keyed by `PRAGMA user_version`.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Schema migrations, oldest first. Append only: never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: the image store.
+    "CREATE TABLE blobs (
+        digest TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        created TEXT NOT NULL
+     );
+     CREATE TABLE layers (
+        diff_id TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        created TEXT NOT NULL
+     );
+     CREATE TABLE images (
+        id TEXT PRIMARY KEY REFERENCES blobs(digest),
+        manifest TEXT NOT NULL REFERENCES blobs(digest),
+        parent TEXT,
+        size INTEGER NOT NULL,
+        created TEXT NOT NULL,
+        last_tagged TEXT
+     );
+     CREATE TABLE image_layers (
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        diff_id TEXT NOT NULL REFERENCES layers(diff_id),
+        PRIMARY KEY (image_id, position)
+     );
+     CREATE INDEX image_layers_by_layer ON image_layers(diff_id);
+     CREATE TABLE tags (
+        name TEXT PRIMARY KEY,
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created TEXT NOT NULL
+     );
+     CREATE INDEX tags_by_image ON tags(image_id);",
+];
+
+/// Open (creating if needed) the database at `path` and bring its schema up
+/// to date.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let current: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        tracing::info!(version = i + 1, "applying database migration");
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("amber.db");
+        let c = open(&p).unwrap();
+        let v: usize = c
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+        drop(c);
+        let c = open(&p).unwrap();
+        let fk: i64 = c
+            .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+}

@@ -1,0 +1,88 @@
+//! Unpacked layer directories: `layers/<diff_id hex>/diff`, overlay lower
+//! dirs. Installed by one rename from `tmp/` after a filesystem sync.
+
+use std::fs;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+use crate::types::Digest;
+
+/// The directory holding all layers.
+pub(crate) fn layer_root(root: &Path) -> PathBuf {
+    root.join("layers")
+}
+
+/// The directory of one layer (holding `diff/`).
+pub(crate) fn layer_dir(root: &Path, diff_id: &Digest) -> PathBuf {
+    layer_root(root).join(diff_id.hex())
+}
+
+/// Flush everything written on the filesystem of `path` (one barrier for a
+/// whole unpacked tree instead of an fsync per file).
+pub(crate) fn syncfs(path: &Path) -> Result<(), StoreError> {
+    let f = fs::File::open(path).map_err(|source| StoreError::Io {
+        op: "open for sync",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // SAFETY: syncfs on an fd we own and keep open for the call.
+    if unsafe { libc::syncfs(f.as_raw_fd()) } != 0 {
+        return Err(StoreError::Io {
+            op: "sync filesystem of",
+            path: path.to_path_buf(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// Move a finished staging layer (`staging/diff` unpacked) into place.
+/// When the layer already exists the staging copy is discarded.
+pub(crate) fn install(root: &Path, staging: &Path, diff_id: &Digest) -> Result<(), StoreError> {
+    let dest = layer_dir(root, diff_id);
+    if dest.join("diff").is_dir() {
+        remove_tree(staging);
+        return Ok(());
+    }
+    syncfs(staging)?;
+    fs::rename(staging, &dest).map_err(|source| StoreError::Io {
+        op: "install layer",
+        path: dest.clone(),
+        source,
+    })?;
+    super::fsync_dir(&layer_root(root)).map_err(|source| StoreError::Io {
+        op: "sync",
+        path: layer_root(root),
+        source,
+    })
+}
+
+/// Remove a directory tree, first renaming it out of sight when it lives in
+/// a visible place (so a crash never leaves a half-deleted layer visible).
+pub(crate) fn remove_visible(tmp: &Path, dir: &Path) -> Result<(), StoreError> {
+    let hidden = tmp.join(format!("del-{}", super::random_hex(8)));
+    match fs::rename(dir, &hidden) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                op: "remove",
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+    }
+    remove_tree(&hidden);
+    Ok(())
+}
+
+/// Best-effort removal of a staging tree: leftovers in `tmp/` are removed at
+/// the next start anyway.
+pub(crate) fn remove_tree(dir: &Path) {
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %dir.display(), error = %e, "failed to remove staging directory");
+        }
+    }
+}
