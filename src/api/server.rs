@@ -45,16 +45,28 @@ pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
 
 /// Run the daemon until a termination signal.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
-    let root = opts.data_root.clone();
-    let engine = tokio::task::spawn_blocking(move || Engine::open(&root))
-        .await?
-        .map_err(|e| anyhow!(super::error_chain(&e)))?;
-    let engine = Arc::new(engine);
+    // Bind first: a socket in use is refused before the data root is touched.
     let mut listeners = Vec::new();
     for host in &opts.hosts {
         let path = unix_path(host)?;
-        listeners.push((bind(&path)?, path));
+        let bound = bind(&path);
+        match bound {
+            Ok(l) => listeners.push((l, path)),
+            Err(e) => {
+                remove_sockets(&listeners);
+                return Err(e);
+            }
+        }
     }
+    let root = opts.data_root.clone();
+    let opened = tokio::task::spawn_blocking(move || Engine::open(&root)).await?;
+    let engine = match opened {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            remove_sockets(&listeners);
+            return Err(anyhow!(super::error_chain(&e)));
+        }
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (listener, path) in listeners {
@@ -82,6 +94,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         t.await??;
     }
     Ok(())
+}
+
+fn remove_sockets(listeners: &[(UnixListener, PathBuf)]) {
+    for (_, path) in listeners {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

@@ -18,7 +18,7 @@ pub const DEFAULT_HOST: &str = "unix:///run/amber/amber.sock";
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing answers at the address.
-    #[error("cannot connect to the amber daemon at {host}: {reason}. Is it running? Start it with `amber daemon` (or point -H / AMBER_HOST at it)")]
+    #[error("Cannot connect to the amber daemon at {host}: {reason}. Is it running? Start it with `amber daemon` (or point -H / AMBER_HOST at it)")]
     NoDaemon {
         /// The address tried.
         host: String,

@@ -118,7 +118,7 @@ pub fn main() -> i32 {
 
 fn one_line(e: &anyhow::Error) -> String {
     let msg = format!("{e:#}");
-    if msg.starts_with("Error") || msg.starts_with("Cannot") || msg.starts_with("cannot") {
+    if msg.starts_with("Error") || msg.starts_with("Cannot connect") {
         msg
     } else {
         format!("Error: {msg}")

@@ -1,0 +1,209 @@
+//! Shared helpers of the end-to-end tests: a real `amber daemon` on a
+//! temporary data root and socket, the `amber` and `docker` binaries as
+//! clients, and the busybox test image.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The amber binary under test.
+pub fn amber_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_amber")
+}
+
+/// A busybox root filesystem tar, built once per test binary.
+pub fn busybox_tar() -> &'static Path {
+    static TAR: OnceLock<PathBuf> = OnceLock::new();
+    TAR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("amber-test-busybox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/busybox.sh");
+        let st = Command::new(script)
+            .arg(&tar)
+            .status()
+            .expect("run busybox.sh");
+        assert!(st.success(), "tests/images/busybox.sh failed");
+        tar
+    })
+}
+
+/// A running daemon with its own data root and socket; stopped on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+}
+
+impl Daemon {
+    /// Start a daemon and wait until it answers.
+    pub fn start() -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("amber-e2e-")
+            .tempdir()
+            .unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    /// The data root.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("amber.sock")
+    }
+
+    /// `unix:///...` address.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// (Re)start the daemon process on the same root and socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("daemon.log"))
+            .unwrap();
+        let child = Command::new(amber_bin())
+            .args(["daemon", "--data-root"])
+            .arg(self.root())
+            .args(["-H", &self.host(), "--log-level", "debug"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not start: {}", self.log());
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL the daemon (crash simulation).
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM the daemon and wait for a clean exit; returns its status.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: sending a signal to our own child.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
+    /// Run `amber -H <this daemon> ARGS`.
+    pub fn amber(&self, args: &[&str]) -> Output {
+        Command::new(amber_bin())
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Run `amber` and require success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.amber(args);
+        assert!(
+            out.status.success(),
+            "amber {args:?} failed: {}\n{}",
+            stderr(&out),
+            self.log()
+        );
+        stdout(&out)
+    }
+
+    /// Run `amber` and require failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.amber(args);
+        assert!(
+            !out.status.success(),
+            "amber {args:?} should fail but printed {}",
+            stdout(&out)
+        );
+        stderr(&out)
+    }
+
+    /// Run the real `docker` CLI against this daemon.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        Command::new("docker")
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.dir.path().join("docker-config"))
+            .env_remove("DOCKER_API_VERSION")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("the docker CLI must be installed (.ci/run installs it)")
+    }
+
+    /// Import the busybox tar as `name`; returns the image ID.
+    pub fn import_busybox(&self, name: &str) -> String {
+        let tar = busybox_tar().to_str().unwrap().to_string();
+        self.ok(&["import", &tar, name]).trim().to_string()
+    }
+
+    /// `amber system check` is clean.
+    pub fn assert_check_clean(&self) {
+        let out = self.amber(&["system", "check"]);
+        assert!(
+            out.status.success(),
+            "system check found problems:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
+    /// Entries under a data-root subdirectory.
+    pub fn entries(&self, sub: &str) -> Vec<String> {
+        match std::fs::read_dir(self.root().join(sub)) {
+            Ok(rd) => rd
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// stdout as a string.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr as a string.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
