@@ -4,6 +4,8 @@
 //! Holds no engine logic: every command except `daemon` (and the hidden
 //! `shim` sub-mode) is a thin client of the API.
 
+pub mod template;
+
 use clap::{Parser, Subcommand};
 
 /// amber: a container engine for preserving and moving state.
