@@ -1,0 +1,29 @@
+#!/bin/sh
+# Install what amber's build, demo and tests need on Debian 12 (run as root).
+# Idempotent: only installs what is missing.
+set -eu
+export DEBIAN_FRONTEND=noninteractive
+
+need_apt=""
+command -v gcc >/dev/null 2>&1 || need_apt="$need_apt gcc libc6-dev"
+command -v curl >/dev/null 2>&1 || need_apt="$need_apt curl ca-certificates"
+command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3 python3-pip"
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt="$need_apt busybox-static"
+command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
+# The docker CLI is a test client of amber's API (amber never runs dockerd).
+command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
+if [ -n "$need_apt" ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $need_apt >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+    curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+fi
+
+# The docker Python SDK, a test client of the Docker-compatible API.
+if ! python3 -c 'import docker' >/dev/null 2>&1; then
+    python3 -m pip install -q 'docker>=7,<8' 2>/dev/null ||
+        python3 -m pip install -q --break-system-packages 'docker>=7,<8'
+fi
