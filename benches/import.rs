@@ -31,14 +31,18 @@ fn many_files_tar() -> Vec<u8> {
         h.set_gid(0);
         h.set_mtime(0);
         h.set_cksum();
-        b.append_data(&mut h, format!("d{}/f{i}", i % 10), &data[..]).expect("append");
+        b.append_data(&mut h, format!("d{}/f{i}", i % 10), &data[..])
+            .expect("append");
     }
     b.into_inner().expect("finish tar")
 }
 
 fn bench_extract(c: &mut Criterion) {
     let work = tempfile::tempdir().expect("tempdir");
-    let inputs = [("busybox", busybox_tar(work.path())), ("1000x4KiB", many_files_tar())];
+    let inputs = [
+        ("busybox", busybox_tar(work.path())),
+        ("1000x4KiB", many_files_tar()),
+    ];
     let mut group = c.benchmark_group("extract_layer");
     group.sample_size(20);
     let mut n = 0u64;
