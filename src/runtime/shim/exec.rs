@@ -1,0 +1,106 @@
+//! `amber shim exec DIR ID`: runs one more process in a running container.
+//!
+//! The shim joins the container's pid namespace (which only affects its
+//! children), forks, and the child joins the cgroup and the other
+//! namespaces before taking the container's security settings.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::sched::CloneFlags;
+use nix::unistd::ForkResult;
+
+use super::container::{failure, record_started};
+use super::io::make_io;
+use super::protocol::Frame;
+use super::supervise::Supervisor;
+use super::{bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport};
+use crate::runtime::cgroups::Cgroup;
+use crate::runtime::config::{read_json, write_json, CreateOptions, ExecOptions};
+use crate::runtime::error::{Result, RuntimeError};
+use crate::runtime::process::{self, EXEC_NAMESPACES};
+use crate::runtime::state::{alive, records, ExitRecord, CONFIG_FILE, EXEC_DIR, SHIM_LOG_FILE};
+
+/// Runs an exec shim; returns the shim's exit code.
+pub fn run(dir: &Path, id: &str) -> Result<i32> {
+    let c: CreateOptions = read_json(&dir.join(CONFIG_FILE))?;
+    let xdir = dir.join(EXEC_DIR);
+    let x: ExecOptions = read_json(&xdir.join(format!("{id}.json")))?;
+    detach()?;
+    let shim_pid = std::process::id() as i32;
+    let exit_file = xdir.join(format!("{id}.exit.json"));
+    let sup = match launch(dir, &c, &x) {
+        Ok(sup) => sup,
+        Err(e) => {
+            let (message, code) = failure(e);
+            let rec = ExitRecord { exit_code: code, oom_killed: false, finished_at: now_rfc3339(), error: Some(message.clone()) };
+            write_json(&exit_file, &rec)?;
+            let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
+            report(&StartReport { pid: None, shim_pid, error: Some(message), exit_code: Some(code) }, &dir.join(SHIM_LOG_FILE));
+            return Ok(code);
+        }
+    };
+    report(&StartReport { pid: Some(sup.pid.as_raw()), shim_pid, error: None, exit_code: None }, &dir.join(SHIM_LOG_FILE));
+    sup.run(|code| {
+        let rec = ExitRecord { exit_code: code, oom_killed: false, finished_at: now_rfc3339(), error: None };
+        if let Err(e) = write_json(&exit_file, &rec) {
+            eprintln!("amber shim: {e}");
+        }
+        Frame::Exit { code, oom_killed: false }
+    });
+    let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
+    Ok(0)
+}
+
+fn open_ns(pid: i32, name: &str) -> Result<OwnedFd> {
+    let p = format!("/proc/{pid}/ns/{name}");
+    std::fs::File::open(&p).map(OwnedFd::from).map_err(|e| RuntimeError::io("open", p, e))
+}
+
+fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> {
+    let (started, exit) = records(dir)?;
+    let started = match (started, exit) {
+        (Some(s), None) if alive(s.pid, s.pid_start_ticks) => s,
+        _ => return Err(RuntimeError::WrongState { id: c.id.clone(), state: "not running".into(), what: "exec".into() }),
+    };
+    let xdir = dir.join(EXEC_DIR);
+    let p = &x.process;
+    let io = make_io(p.tty, p.open_stdin, p.console_size)?;
+    let listener = bind(&xdir.join(format!("{}.sock", x.id)))?;
+    let ns = EXEC_NAMESPACES
+        .iter()
+        .map(|(name, flag)| Ok((open_ns(started.pid, name)?, *flag)))
+        .collect::<Result<Vec<_>>>()?;
+    let pidns = open_ns(started.pid, "pid")?;
+    if !alive(started.pid, started.pid_start_ticks) {
+        return Err(RuntimeError::WrongState { id: c.id.clone(), state: "exited".into(), what: "exec".into() });
+    }
+    nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID).map_err(|e| RuntimeError::sys("join pid namespace", e))?;
+    let sigfd = sigchld_fd()?;
+    let (rep_r, rep_w) = report_pipe()?;
+    let cgroup = Cgroup::new(c.cgroup_parent(), &c.id);
+    // SAFETY: the shim is single-threaded, so the child may run any code.
+    let child = match unsafe { nix::unistd::fork() }.map_err(|e| RuntimeError::sys("fork exec process", e))? {
+        ForkResult::Child => {
+            drop((rep_r, listener));
+            process::exec_child(c, x, io.child, ns, &cgroup, rep_w)
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((rep_w, io.child, ns));
+    if let Some((exit_code, message)) = read_child_report(rep_r) {
+        let _ = nix::sys::wait::waitpid(child, None);
+        return Err(RuntimeError::StartFailed { message, exit_code });
+    }
+    record_started(&xdir.join(format!("{}.started.json", x.id)), child)?;
+    Ok(Supervisor {
+        pid: child,
+        outputs: io.outputs,
+        stdin: io.stdin,
+        master: io.master,
+        listener,
+        log: None,
+        buffer_until_attach: true,
+        sigfd,
+    })
+}
