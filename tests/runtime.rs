@@ -18,8 +18,8 @@ fn pid1_isolation_hostname_caps_fds() {
     let (st, out, err) = c.run();
     assert_eq!(st.exit_code, Some(0), "stderr: {err}");
     assert!(out.contains("pid=1\n"), "{out}");
-    // ps itself and sh: nothing of the host is visible.
-    assert!(out.contains("\n2\n"), "{out}");
+    // sh, ps and grep: nothing of the host is visible.
+    assert!(out.contains("pid=1\n3\n"), "{out}");
     let host = format!("{}-host\n", c.opts.id);
     assert_eq!(out.matches(&host).count(), 2, "{out}");
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
@@ -33,13 +33,13 @@ fn pid1_isolation_hostname_caps_fds() {
 fn masked_readonly_and_seccomp() {
     let c = Ctr::sh(
         &name("sec"),
-        "echo kcore=$(cat /proc/kcore | wc -c) keys=$(cat /proc/keys | wc -c) fw=$(ls /sys/firmware | wc -l); \
+        "echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c) keys=$(cat /proc/keys | wc -c) fw=$(ls /sys/firmware | wc -l); \
          echo 1 > /proc/sys/kernel/panic_on_oops && echo procsys=writable; \
          echo h > /proc/sysrq-trigger && echo sysrq=writable; touch /sys/x && echo sys=writable; \
          unshare -U true && echo userns=allowed; echo done",
     );
     let (st, out, err) = c.run();
-    assert_eq!(st.exit_code, Some(0), "{err}");
+    assert_eq!(st.exit_code, Some(0), "{st:?} {out} {err}");
     assert!(out.contains("kcore=0 keys=0 fw=0"), "{out}");
     assert!(!out.contains("writable"), "{out}");
     assert!(err.contains("Read-only file system"), "{err}");
@@ -119,10 +119,10 @@ fn memory_limit_oom_is_reported() {
 
 #[test]
 fn pids_limit_stops_fork() {
-    let mut c = Ctr::sh(&name("pids"), "for i in $(seq 1 30); do sleep 3 & done; echo loop-done");
+    let mut c = Ctr::sh(&name("pids"), "(for i in $(seq 1 30); do sleep 3 & done); echo loop-done");
     c.opts.resources.pids_limit = Some(10);
     let (st, out, err) = c.run();
-    assert!(out.contains("loop-done"), "{out}");
+    assert!(out.contains("loop-done"), "{st:?} {out} {err}");
     assert!(err.contains("can't fork"), "{err}");
     assert_eq!(st.exit_code, Some(0));
 }
@@ -170,7 +170,7 @@ fn exec_joins_namespaces_cgroup_and_security() {
     let mut c = Ctr::new(&name("exec"), &["sleep", "60"]);
     c.opts.resources.pids_limit = Some(50);
     let started = runtime::start(&c.opts).unwrap();
-    let script = "echo ns=$(readlink /proc/self/ns/pid /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/cgroup); \
+    let script = "echo ns=$(for n in pid net mnt uts ipc cgroup; do readlink /proc/self/ns/$n; done); \
                   hostname; grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/self/cgroup | grep -c pids; echo fds=$(ls /proc/self/fd); ps -o comm | grep -c sleep; exit 5";
     let p = ProcessConfig { args: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() };
     let (out, exit) = exec_collect(&c, "e1", p);
@@ -181,9 +181,9 @@ fn exec_joins_namespaces_cgroup_and_security() {
     assert!(out.contains("fds=0 1 2 3\n"), "{out}");
     assert_eq!(runtime::exec_state(c.dir(), "e1").unwrap().exit_code, Some(5));
 
-    let tty = ProcessConfig { args: vec!["sh".into(), "-c".into(), "stty size; tty".into()], tty: true, console_size: Some((10, 20)), ..Default::default() };
+    let tty = ProcessConfig { args: vec!["sh".into(), "-c".into(), "stty size; [ -t 0 ] && [ -t 1 ] && echo TTY-OK".into()], tty: true, console_size: Some((10, 20)), ..Default::default() };
     let (out, exit) = exec_collect(&c, "e2", tty);
-    assert!(out.contains("10 20"), "{out}");
+    assert!(out.contains("10 20") && out.contains("TTY-OK"), "{out}");
     assert_eq!(exit, Some((0, false)));
 
     let bad = ExecOptions { id: "e3".into(), process: ProcessConfig { args: vec!["nope".into()], ..Default::default() }, shim_exe: c.opts.shim_exe.clone(), ..Default::default() };
@@ -251,6 +251,9 @@ fn shim_outlives_its_parent() {
     assert!(st.finished_at.is_some());
     let recs = runtime::read_log(&c.dir().join("container.log")).unwrap();
     let lines: Vec<(&str, &str)> = recs.iter().map(|r| (r.stream.as_str(), r.log.as_str())).collect();
-    assert_eq!(lines, vec![("stdout", "out\n"), ("stderr", "err\n"), ("stdout", "no newline")]);
+    // stdout and stderr are separate pipes: only the order within a stream is defined.
+    let of = |s: &str| lines.iter().filter(|l| l.0 == s).map(|l| l.1).collect::<Vec<_>>();
+    assert_eq!(of("stdout"), vec!["out\n", "no newline"]);
+    assert_eq!(of("stderr"), vec!["err\n"]);
     assert!(recs.iter().all(|r| r.time.len() == 30 && r.time.ends_with('Z')));
 }

@@ -225,9 +225,9 @@ pub fn exec_state(dir: &Path, id: &str) -> Result<ExecState> {
     let xdir = dir.join(EXEC_DIR);
     let started: Option<StartedRecord> = read_json(&xdir.join(format!("{id}.started.json"))).ok();
     let exit: Option<ExitRecord> = read_json(&xdir.join(format!("{id}.exit.json"))).ok();
-    let running = exit.is_none() && started.as_ref().is_some_and(|s| alive(s.pid, s.pid_start_ticks));
+    let running = exit.is_none() && started.as_ref().is_some_and(|s| s.running());
     Ok(ExecState {
-        pid: started.as_ref().filter(|_| running).map(|s| s.pid),
+        pid: started.as_ref().filter(|s| running && alive(s.pid, s.pid_start_ticks)).map(|s| s.pid),
         running,
         exit_code: exit.as_ref().map(|e| e.exit_code),
         error: exit.and_then(|e| e.error),

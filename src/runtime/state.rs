@@ -40,6 +40,17 @@ pub struct StartedRecord {
     pub started_at: String,
     /// Start time of `pid` in clock ticks since boot (guards against pid reuse).
     pub pid_start_ticks: u64,
+    /// Start time of the shim, likewise.
+    #[serde(default)]
+    pub shim_start_ticks: u64,
+}
+
+impl StartedRecord {
+    /// Whether the process or, while it drains output and records the
+    /// exit, its shim is still alive.
+    pub fn running(&self) -> bool {
+        alive(self.pid, self.pid_start_ticks) || alive(self.shim_pid, self.shim_start_ticks)
+    }
 }
 
 /// Written when the process is gone.
@@ -140,8 +151,8 @@ pub fn state(dir: &Path) -> Result<State> {
         st.finished_at = Some(e.finished_at);
         st.error = e.error;
     } else if let Some(s) = started {
-        if alive(s.pid, s.pid_start_ticks) {
-            st.pid = Some(s.pid);
+        if s.running() {
+            st.pid = alive(s.pid, s.pid_start_ticks).then_some(s.pid);
             let paused = Cgroup::new(opts.cgroup_parent(), &opts.id).is_frozen();
             st.status = if paused { Status::Paused } else { Status::Running };
         } else {

@@ -115,6 +115,10 @@ impl Ctr {
 
 impl Drop for Ctr {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir().join("shim.log")).unwrap_or_default();
+            eprintln!("shim.log of {}:\n{log}", self.opts.id);
+        }
         let problems = self.cleanup();
         if !problems.is_empty() && !std::thread::panicking() {
             panic!("cleanup of {}: {problems:?}", self.opts.id);

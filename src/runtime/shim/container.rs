@@ -130,6 +130,7 @@ pub(super) fn record_started(path: &Path, pid: Pid) -> Result<()> {
         shim_pid: std::process::id() as i32,
         started_at: now_rfc3339(),
         pid_start_ticks: pid_start_ticks(pid.as_raw()).unwrap_or(0),
+        shim_start_ticks: pid_start_ticks(std::process::id() as i32).unwrap_or(0),
     };
     write_json(path, &rec)
 }

@@ -106,21 +106,22 @@ impl Supervisor {
             return;
         }
         let ready = |i: usize| fds[i].revents != 0;
-        if ready(0) {
-            self.reap(st);
-        }
-        if ready(1) {
-            self.accept(st);
-        }
+        // Indexes are taken before anything changes the lists.
         let base = 2;
         let outs: Vec<usize> = (0..self.outputs.len()).filter(|i| ready(base + i)).collect();
         let cbase = base + self.outputs.len();
         let cls: Vec<usize> = (0..st.clients.len()).filter(|i| ready(cbase + i)).collect();
+        if ready(0) {
+            self.reap(st);
+        }
         for i in outs.into_iter().rev() {
             self.read_output(i, st);
         }
         for i in cls.into_iter().rev() {
             self.read_client(i, st);
+        }
+        if ready(1) {
+            self.accept(st);
         }
     }
 
