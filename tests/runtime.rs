@@ -67,15 +67,25 @@ fn privileged_turns_defaults_off() {
 
 #[test]
 fn user_groups_cwd_rlimits_env() {
-    let mut c = Ctr::sh(&name("user"), "id; pwd; ulimit -n; grep CapEff /proc/self/status; echo home=$HOME foo=$FOO");
+    let mut c = Ctr::sh(
+        &name("user"),
+        "id; pwd; ulimit -n; grep CapEff /proc/self/status; echo home=$HOME foo=$FOO",
+    );
     c.opts.process.user = Some("tester".into());
     c.opts.process.cwd = Some("/home/tester".into());
     c.opts.process.env = vec!["FOO=bar".into()];
-    c.opts.process.rlimits = vec![runtime::Rlimit { name: "nofile".into(), soft: 1024, hard: 2048 }];
+    c.opts.process.rlimits = vec![runtime::Rlimit {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 2048,
+    }];
     let (st, out, err) = c.run();
     assert_eq!(st.exit_code, Some(0), "{err}");
     assert!(out.contains("uid=1000(tester) gid=1000(tester)"), "{out}");
-    assert!(out.contains("10(wheel)") && out.contains("100(users)"), "{out}");
+    assert!(
+        out.contains("10(wheel)") && out.contains("100(users)"),
+        "{out}"
+    );
     assert!(out.contains("/home/tester\n1024\n"), "{out}");
     assert!(out.contains("CapEff:\t0000000000000000"), "{out}");
     assert!(out.contains("home=/home/tester foo=bar"), "{out}");
@@ -83,11 +93,32 @@ fn user_groups_cwd_rlimits_env() {
 
 #[test]
 fn bad_input_fails_with_docker_messages() {
-    let cases: [(&str, Box<dyn Fn(&mut Ctr)>, i32, &str); 4] = [
-        ("nocmd", Box::new(|c| c.opts.process.args = vec!["nosuchcmd".into()]), 127, "exec: \"nosuchcmd\": executable file not found in $PATH"),
-        ("noperm", Box::new(|c| c.opts.process.args = vec!["/etc/passwd".into()]), 126, "exec: \"/etc/passwd\": permission denied"),
-        ("nouser", Box::new(|c| c.opts.process.user = Some("nosuchuser".into())), 126, "unable to find user nosuchuser: no matching entries in passwd file"),
-        ("nocwd", Box::new(|c| c.opts.process.cwd = Some("/nope".into())), 126, "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"),
+    type Tweak = Box<dyn Fn(&mut Ctr)>;
+    let cases: [(&str, Tweak, i32, &str); 4] = [
+        (
+            "nocmd",
+            Box::new(|c| c.opts.process.args = vec!["nosuchcmd".into()]),
+            127,
+            "exec: \"nosuchcmd\": executable file not found in $PATH",
+        ),
+        (
+            "noperm",
+            Box::new(|c| c.opts.process.args = vec!["/etc/passwd".into()]),
+            126,
+            "exec: \"/etc/passwd\": permission denied",
+        ),
+        (
+            "nouser",
+            Box::new(|c| c.opts.process.user = Some("nosuchuser".into())),
+            126,
+            "unable to find user nosuchuser: no matching entries in passwd file",
+        ),
+        (
+            "nocwd",
+            Box::new(|c| c.opts.process.cwd = Some("/nope".into())),
+            126,
+            "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory",
+        ),
     ];
     for (n, tweak, code, msg) in cases {
         let mut c = Ctr::new(&name(n), &["true"]);
@@ -100,17 +131,31 @@ fn bad_input_fails_with_docker_messages() {
             other => panic!("{n}: expected a start failure, got {other:?}"),
         }
         let st = runtime::state(c.dir()).unwrap();
-        assert_eq!((st.status, st.exit_code), (Status::Created, Some(code)), "{n}");
+        assert_eq!(
+            (st.status, st.exit_code),
+            (Status::Created, Some(code)),
+            "{n}"
+        );
     }
     let mut c = Ctr::new(&name("lowmem"), &["true"]);
     c.opts.resources.memory = Some(1 << 20);
-    assert!(matches!(runtime::start(&c.opts), Err(RuntimeError::InvalidConfig(_))));
+    assert!(matches!(
+        runtime::start(&c.opts),
+        Err(RuntimeError::InvalidConfig(_))
+    ));
 }
 
 #[test]
 fn memory_limit_oom_is_reported() {
-    let mut c = Ctr::sh(&name("oom"), "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived");
-    c.opts.resources = Resources { memory: Some(32 << 20), memory_swap: Some(32 << 20), ..Default::default() };
+    let mut c = Ctr::sh(
+        &name("oom"),
+        "x=$(head -c 300000000 /dev/zero | tr '\\0' a); echo survived",
+    );
+    c.opts.resources = Resources {
+        memory: Some(32 << 20),
+        memory_swap: Some(32 << 20),
+        ..Default::default()
+    };
     let (st, out, _) = c.run();
     assert_eq!(st.exit_code, Some(137), "{st:?} {out}");
     assert!(st.oom_killed, "{st:?}");
@@ -119,7 +164,10 @@ fn memory_limit_oom_is_reported() {
 
 #[test]
 fn pids_limit_stops_fork() {
-    let mut c = Ctr::sh(&name("pids"), "(for i in $(seq 1 30); do sleep 3 & done); echo loop-done");
+    let mut c = Ctr::sh(
+        &name("pids"),
+        "(for i in $(seq 1 30); do sleep 3 & done); echo loop-done",
+    );
     c.opts.resources.pids_limit = Some(10);
     let (st, out, err) = c.run();
     assert!(out.contains("loop-done"), "{st:?} {out} {err}");
@@ -137,7 +185,10 @@ fn tty_stdin_and_resize() {
     let mut a = runtime::attach(c.dir()).unwrap();
     a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     a.send(&Frame::Resize { rows: 33, cols: 77 }).unwrap();
-    a.send(&Frame::Stdin(b"stty size; [ -t 0 ] && echo IS-A-TTY; exit 3\n".to_vec())).unwrap();
+    a.send(&Frame::Stdin(
+        b"stty size; [ -t 0 ] && echo IS-A-TTY; exit 3\n".to_vec(),
+    ))
+    .unwrap();
     let got = a.collect().unwrap();
     let out = String::from_utf8_lossy(&got.stdout);
     assert!(out.contains("33 77"), "{out}");
@@ -151,18 +202,31 @@ fn tty_stdin_and_resize() {
 fn ns_links(pid: i32) -> String {
     ["pid", "net", "mnt", "uts", "ipc", "cgroup"]
         .iter()
-        .map(|n| std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap().to_string_lossy().into_owned())
+        .map(|n| {
+            std::fs::read_link(format!("/proc/{pid}/ns/{n}"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 fn exec_collect(c: &Ctr, id: &str, p: ProcessConfig) -> (String, Option<(i32, bool)>) {
-    let x = ExecOptions { id: id.into(), process: p, shim_exe: c.opts.shim_exe.clone(), ..Default::default() };
+    let x = ExecOptions {
+        id: id.into(),
+        process: p,
+        shim_exe: c.opts.shim_exe.clone(),
+        ..Default::default()
+    };
     runtime::exec(c.dir(), &x).unwrap();
     let mut a = runtime::attach_exec(c.dir(), id).unwrap();
     a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let got = a.collect().unwrap();
-    (String::from_utf8_lossy(&got.stdout).into_owned() + &String::from_utf8_lossy(&got.stderr), got.exit)
+    (
+        String::from_utf8_lossy(&got.stdout).into_owned() + &String::from_utf8_lossy(&got.stderr),
+        got.exit,
+    )
 }
 
 #[test]
@@ -172,25 +236,60 @@ fn exec_joins_namespaces_cgroup_and_security() {
     let started = runtime::start(&c.opts).unwrap();
     let script = "echo ns=$(for n in pid net mnt uts ipc cgroup; do readlink /proc/self/ns/$n; done); \
                   hostname; grep -E 'CapEff|Seccomp:' /proc/self/status; cat /proc/self/cgroup | grep -c pids; echo fds=$(ls /proc/self/fd); ps -o comm | grep -c sleep; exit 5";
-    let p = ProcessConfig { args: vec!["sh".into(), "-c".into(), script.into()], ..Default::default() };
+    let p = ProcessConfig {
+        args: vec!["sh".into(), "-c".into(), script.into()],
+        ..Default::default()
+    };
     let (out, exit) = exec_collect(&c, "e1", p);
     assert_eq!(exit, Some((5, false)), "{out}");
-    assert!(out.contains(&format!("ns={}\n", ns_links(started.pid))), "{out}");
+    assert!(
+        out.contains(&format!("ns={}\n", ns_links(started.pid))),
+        "{out}"
+    );
     assert!(out.contains(&format!("{}-host", c.opts.id)), "{out}");
-    assert!(out.contains("CapEff:\t00000000a80425fb") && out.contains("Seccomp:\t2"), "{out}");
+    assert!(
+        out.contains("CapEff:\t00000000a80425fb") && out.contains("Seccomp:\t2"),
+        "{out}"
+    );
     assert!(out.contains("fds=0 1 2 3\n"), "{out}");
-    assert_eq!(runtime::exec_state(c.dir(), "e1").unwrap().exit_code, Some(5));
+    assert_eq!(
+        runtime::exec_state(c.dir(), "e1").unwrap().exit_code,
+        Some(5)
+    );
 
-    let tty = ProcessConfig { args: vec!["sh".into(), "-c".into(), "stty size; [ -t 0 ] && [ -t 1 ] && echo TTY-OK".into()], tty: true, console_size: Some((10, 20)), ..Default::default() };
+    let tty = ProcessConfig {
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "stty size; [ -t 0 ] && [ -t 1 ] && echo TTY-OK".into(),
+        ],
+        tty: true,
+        console_size: Some((10, 20)),
+        ..Default::default()
+    };
     let (out, exit) = exec_collect(&c, "e2", tty);
     assert!(out.contains("10 20") && out.contains("TTY-OK"), "{out}");
     assert_eq!(exit, Some((0, false)));
 
-    let bad = ExecOptions { id: "e3".into(), process: ProcessConfig { args: vec!["nope".into()], ..Default::default() }, shim_exe: c.opts.shim_exe.clone(), ..Default::default() };
-    assert!(matches!(runtime::exec(c.dir(), &bad), Err(RuntimeError::StartFailed { exit_code: 127, .. })));
+    let bad = ExecOptions {
+        id: "e3".into(),
+        process: ProcessConfig {
+            args: vec!["nope".into()],
+            ..Default::default()
+        },
+        shim_exe: c.opts.shim_exe.clone(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        runtime::exec(c.dir(), &bad),
+        Err(RuntimeError::StartFailed { exit_code: 127, .. })
+    ));
 
     let s = runtime::stats(c.dir()).unwrap();
-    assert!(s.pids_current >= 1 && s.pids_limit == Some(50) && s.memory_usage > 0, "{s:?}");
+    assert!(
+        s.pids_current >= 1 && s.pids_limit == Some(50) && s.memory_usage > 0,
+        "{s:?}"
+    );
     runtime::pause(c.dir()).unwrap();
     assert_eq!(runtime::state(c.dir()).unwrap().status, Status::Paused);
     runtime::resume(c.dir()).unwrap();
@@ -207,7 +306,9 @@ fn many_lower_layers() {
     let layers = c.tmp.path().join("layers");
     let mut lowers = Vec::new();
     for i in 0..140 {
-        let d = layers.join(format!("a-rather-long-directory-name-to-defeat-the-option-length-limit-{i:04}"));
+        let d = layers.join(format!(
+            "a-rather-long-directory-name-to-defeat-the-option-length-limit-{i:04}"
+        ));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join(format!("layer{i}")), format!("L{i}\n")).unwrap();
         std::fs::write(d.join("shadow"), format!("top-is-{i}\n")).unwrap();
@@ -224,7 +325,9 @@ fn many_lower_layers() {
 #[test]
 #[ignore]
 fn helper_start_then_hang() {
-    let Ok(cfg) = std::env::var("AMBER_TEST_HELPER_OPTS") else { return };
+    let Ok(cfg) = std::env::var("AMBER_TEST_HELPER_OPTS") else {
+        return;
+    };
     let opts: runtime::CreateOptions = serde_json::from_str(&cfg).unwrap();
     runtime::start(&opts).unwrap();
     std::thread::sleep(Duration::from_secs(120));
@@ -232,28 +335,57 @@ fn helper_start_then_hang() {
 
 #[test]
 fn shim_outlives_its_parent() {
-    let c = Ctr::sh(&name("orphan"), "echo out; echo err >&2; sleep 1; printf 'no newline'; exit 7");
+    let c = Ctr::sh(
+        &name("orphan"),
+        "echo out; echo err >&2; sleep 1; printf 'no newline'; exit 7",
+    );
     let mut helper = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "helper_start_then_hang", "--include-ignored", "--nocapture", "--test-threads=1"])
-        .env("AMBER_TEST_HELPER_OPTS", serde_json::to_string(&c.opts).unwrap())
+        .args([
+            "--exact",
+            "helper_start_then_hang",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            "AMBER_TEST_HELPER_OPTS",
+            serde_json::to_string(&c.opts).unwrap(),
+        )
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let t0 = std::time::Instant::now();
     while !c.dir().join("started.json").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "helper did not start the container");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "helper did not start the container"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     helper.kill().unwrap();
     helper.wait().unwrap();
     let st = runtime::wait(c.dir(), Duration::from_secs(20)).unwrap();
-    assert_eq!((st.status, st.exit_code, st.oom_killed), (Status::Exited, Some(7), false));
+    assert_eq!(
+        (st.status, st.exit_code, st.oom_killed),
+        (Status::Exited, Some(7), false)
+    );
     assert!(st.finished_at.is_some());
     let recs = runtime::read_log(&c.dir().join("container.log")).unwrap();
-    let lines: Vec<(&str, &str)> = recs.iter().map(|r| (r.stream.as_str(), r.log.as_str())).collect();
+    let lines: Vec<(&str, &str)> = recs
+        .iter()
+        .map(|r| (r.stream.as_str(), r.log.as_str()))
+        .collect();
     // stdout and stderr are separate pipes: only the order within a stream is defined.
-    let of = |s: &str| lines.iter().filter(|l| l.0 == s).map(|l| l.1).collect::<Vec<_>>();
+    let of = |s: &str| {
+        lines
+            .iter()
+            .filter(|l| l.0 == s)
+            .map(|l| l.1)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(of("stdout"), vec!["out\n", "no newline"]);
     assert_eq!(of("stderr"), vec!["err\n"]);
-    assert!(recs.iter().all(|r| r.time.len() == 30 && r.time.ends_with('Z')));
+    assert!(recs
+        .iter()
+        .all(|r| r.time.len() == 30 && r.time.ends_with('Z')));
 }

@@ -18,7 +18,10 @@ use super::error::{Result, RuntimeError};
 use super::process::rootfs::{LOWER_LINKS_DIR, ROOTFS_DIR};
 use super::shim::protocol::AttachStream;
 use super::shim::StartReport;
-use super::state::{self, alive, ExitRecord, StartedRecord, State, Status, CONFIG_FILE, EXEC_DIR, SHIM_LOG_FILE, SOCKET_FILE};
+use super::state::{
+    self, alive, ExitRecord, StartedRecord, State, Status, CONFIG_FILE, EXEC_DIR, SHIM_LOG_FILE,
+    SOCKET_FILE,
+};
 
 /// How long `start`/`exec` wait for the shim's report.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -61,9 +64,15 @@ pub struct ExecState {
 fn write_default_etc_files(opts: &CreateOptions) -> Result<()> {
     let dir = &opts.dir;
     let hostname = opts.hostname();
-    let hosts = format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n");
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+    );
     let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
-    for (name, data) in [("hostname", format!("{hostname}\n").into_bytes()), ("hosts", hosts.into_bytes()), ("resolv.conf", resolv)] {
+    for (name, data) in [
+        ("hostname", format!("{hostname}\n").into_bytes()),
+        ("hosts", hosts.into_bytes()),
+        ("resolv.conf", resolv),
+    ] {
         let p = dir.join(name);
         if !p.exists() {
             write_atomic(&p, &data)?;
@@ -75,14 +84,20 @@ fn write_default_etc_files(opts: &CreateOptions) -> Result<()> {
 fn shim_exe(explicit: &Option<PathBuf>) -> Result<PathBuf> {
     match explicit {
         Some(p) => Ok(p.clone()),
-        None => std::env::current_exe().map_err(|e| RuntimeError::io("find", "current executable", e)),
+        None => {
+            std::env::current_exe().map_err(|e| RuntimeError::io("find", "current executable", e))
+        }
     }
 }
 
 /// Spawns `exe shim ARGS` and reads its start report.
 fn spawn_shim(exe: &Path, args: &[&str], dir: &Path) -> Result<StartReport> {
     let log_path = dir.join(SHIM_LOG_FILE);
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(|e| RuntimeError::io("open", &log_path, e))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| RuntimeError::io("open", &log_path, e))?;
     let mut child = Command::new(exe)
         .arg("shim")
         .args(args)
@@ -93,20 +108,31 @@ fn spawn_shim(exe: &Path, args: &[&str], dir: &Path) -> Result<StartReport> {
         .map_err(|e| RuntimeError::io("spawn shim", exe, e))?;
     // invariant: stdout was configured as piped above.
     let out = child.stdout.take().expect("piped stdout");
-    let mut pfd = libc::pollfd { fd: out.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: out.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd, exclusively borrowed.
     let ready = unsafe { libc::poll(&mut pfd, 1, START_TIMEOUT.as_millis() as i32) };
     let mut line = String::new();
     if ready > 0 {
-        std::io::BufReader::new(out).read_line(&mut line).map_err(|e| RuntimeError::io("read", "shim report", e))?;
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| RuntimeError::io("read", "shim report", e))?;
     }
     // The launched process exits right after forking the shim proper.
     let _ = child.wait();
     if line.trim().is_empty() {
         let diag = std::fs::read_to_string(&log_path).unwrap_or_default();
-        return Err(RuntimeError::Shim(format!("no start report (see {}): {}", log_path.display(), diag.trim())));
+        return Err(RuntimeError::Shim(format!(
+            "no start report (see {}): {}",
+            log_path.display(),
+            diag.trim()
+        )));
     }
-    serde_json::from_str(line.trim()).map_err(|e| RuntimeError::Shim(format!("bad start report {line:?}: {e}")))
+    serde_json::from_str(line.trim())
+        .map_err(|e| RuntimeError::Shim(format!("bad start report {line:?}: {e}")))
 }
 
 fn report_result(rep: StartReport) -> Result<(i32, i32)> {
@@ -125,7 +151,11 @@ pub fn start(opts: &CreateOptions) -> Result<Started> {
     opts.validate()?;
     std::fs::create_dir_all(&opts.dir).map_err(|e| RuntimeError::io("create", &opts.dir, e))?;
     if opts.dir.join(state::STARTED_FILE).exists() {
-        return Err(RuntimeError::WrongState { id: opts.id.clone(), state: "started".into(), what: "start again".into() });
+        return Err(RuntimeError::WrongState {
+            id: opts.id.clone(),
+            state: "started".into(),
+            what: "start again".into(),
+        });
     }
     let _ = std::fs::remove_file(opts.dir.join(state::EXIT_FILE));
     write_default_etc_files(opts)?;
@@ -149,14 +179,19 @@ fn running_pid(dir: &Path, what: &str) -> Result<i32> {
     let st = state(dir)?;
     match (st.status, st.pid) {
         (Status::Running | Status::Paused, Some(pid)) => Ok(pid),
-        (s, _) => Err(RuntimeError::WrongState { id: config(dir)?.id, state: format!("{s:?}").to_lowercase(), what: what.into() }),
+        (s, _) => Err(RuntimeError::WrongState {
+            id: config(dir)?.id,
+            state: format!("{s:?}").to_lowercase(),
+            what: what.into(),
+        }),
     }
 }
 
 /// Sends `signal` to the container's first process.
 pub fn kill(dir: &Path, signal: Signal) -> Result<()> {
     let pid = running_pid(dir, "kill")?;
-    nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(|e| RuntimeError::sys(format!("kill {pid}"), e))
+    nix::sys::signal::kill(Pid::from_raw(pid), signal)
+        .map_err(|e| RuntimeError::sys(format!("kill {pid}"), e))
 }
 
 /// Freezes every process of the container.
@@ -185,7 +220,10 @@ pub fn wait(dir: &Path, timeout: Duration) -> Result<State> {
     let start = Instant::now();
     loop {
         let st = state(dir)?;
-        if st.status == Status::Exited || (st.status == Status::Created && st.exit_code.is_some()) || start.elapsed() > timeout {
+        if st.status == Status::Exited
+            || (st.status == Status::Created && st.exit_code.is_some())
+            || start.elapsed() > timeout
+        {
             return Ok(st);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -204,8 +242,16 @@ pub fn attach_exec(dir: &Path, id: &str) -> Result<AttachStream> {
 
 /// Runs another process in the running container, under its own shim.
 pub fn exec(dir: &Path, x: &ExecOptions) -> Result<ExecStarted> {
-    if x.id.is_empty() || !x.id.chars().all(|c| c.is_ascii_alphanumeric() || "_-".contains(c)) {
-        return Err(RuntimeError::InvalidConfig(format!("invalid exec id {:?}", x.id)));
+    if x.id.is_empty()
+        || !x
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c))
+    {
+        return Err(RuntimeError::InvalidConfig(format!(
+            "invalid exec id {:?}",
+            x.id
+        )));
     }
     if x.process.args.is_empty() {
         return Err(RuntimeError::InvalidConfig("no command specified".into()));
@@ -217,7 +263,11 @@ pub fn exec(dir: &Path, x: &ExecOptions) -> Result<ExecStarted> {
     let d = dir.to_string_lossy().into_owned();
     let rep = spawn_shim(&shim_exe(&x.shim_exe)?, &["exec", &d, &x.id], dir)?;
     let (pid, shim_pid) = report_result(rep)?;
-    Ok(ExecStarted { id: x.id.clone(), pid, shim_pid })
+    Ok(ExecStarted {
+        id: x.id.clone(),
+        pid,
+        shim_pid,
+    })
 }
 
 /// State of an exec'd process.
@@ -227,7 +277,10 @@ pub fn exec_state(dir: &Path, id: &str) -> Result<ExecState> {
     let exit: Option<ExitRecord> = read_json(&xdir.join(format!("{id}.exit.json"))).ok();
     let running = exit.is_none() && started.as_ref().is_some_and(|s| s.running());
     Ok(ExecState {
-        pid: started.as_ref().filter(|s| running && alive(s.pid, s.pid_start_ticks)).map(|s| s.pid),
+        pid: started
+            .as_ref()
+            .filter(|s| running && alive(s.pid, s.pid_start_ticks))
+            .map(|s| s.pid),
         running,
         exit_code: exit.as_ref().map(|e| e.exit_code),
         error: exit.and_then(|e| e.error),
@@ -264,15 +317,26 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
     let st = state(dir)?;
     if let (Status::Running | Status::Paused, Some(pid)) = (st.status, st.pid) {
         if !force {
-            return Err(RuntimeError::WrongState { id: c.id, state: "running".into(), what: "remove (stop it or force)".into() });
+            return Err(RuntimeError::WrongState {
+                id: c.id,
+                state: "running".into(),
+                what: "remove (stop it or force)".into(),
+            });
         }
         let cg = Cgroup::new(c.cgroup_parent(), &c.id);
         let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         if st.status == Status::Paused {
             cg.set_frozen(false)?;
         }
-        if !wait_until(KILL_WAIT, || state(dir).map(|s| s.status == Status::Exited).unwrap_or(true)) {
-            return Err(RuntimeError::Shim(format!("container {} did not exit after SIGKILL", c.id)));
+        if !wait_until(KILL_WAIT, || {
+            state(dir)
+                .map(|s| s.status == Status::Exited)
+                .unwrap_or(true)
+        }) {
+            return Err(RuntimeError::Shim(format!(
+                "container {} did not exit after SIGKILL",
+                c.id
+            )));
         }
     }
     // The shim removes socket and cgroup when it finishes; give it a moment.
@@ -280,7 +344,8 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
     let cg = Cgroup::new(c.cgroup_parent(), &c.id);
     cg.destroy()?;
     for m in host_mounts_under(dir).into_iter().rev() {
-        nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH).map_err(|e| RuntimeError::sys(format!("unmount {}", m.display()), e))?;
+        nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| RuntimeError::sys(format!("unmount {}", m.display()), e))?;
     }
     for d in [LOWER_LINKS_DIR, ROOTFS_DIR] {
         let p = dir.join(d);

@@ -109,20 +109,30 @@ impl CreateOptions {
 
     /// The effective cgroup parent.
     pub fn cgroup_parent(&self) -> &str {
-        self.cgroup_parent.as_deref().unwrap_or(DEFAULT_CGROUP_PARENT)
+        self.cgroup_parent
+            .as_deref()
+            .unwrap_or(DEFAULT_CGROUP_PARENT)
     }
 
     /// Checks what can be checked without touching the kernel.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(RuntimeError::InvalidConfig(m));
-        if self.id.is_empty() || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+        if self.id.is_empty()
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        {
             return bad(format!("invalid container id {:?}", self.id));
         }
         if self.process.args.is_empty() {
             return bad("no command specified".into());
         }
         if self.lower_dirs.is_empty() || self.lower_dirs.len() > MAX_LOWER_LAYERS {
-            return bad(format!("need 1..={MAX_LOWER_LAYERS} lower dirs, got {}", self.lower_dirs.len()));
+            return bad(format!(
+                "need 1..={MAX_LOWER_LAYERS} lower dirs, got {}",
+                self.lower_dirs.len()
+            ));
         }
         let parent = self.cgroup_parent();
         if parent.is_empty() || parent.split('/').any(|c| c.is_empty() || c == "..") {
@@ -143,15 +153,27 @@ impl Resources {
         }
         if let Some(s) = self.memory_swap {
             match self.memory {
-                None if s > 0 => return bad("You should always set the Memory limit when using Memoryswap limit, see usage".into()),
-                Some(m) if s > 0 && s < m => return bad("Minimum memoryswap limit should be larger than memory limit, see usage".into()),
+                None if s > 0 => return bad(
+                    "You should always set the Memory limit when using Memoryswap limit, see usage"
+                        .into(),
+                ),
+                Some(m) if s > 0 && s < m => {
+                    return bad(
+                        "Minimum memoryswap limit should be larger than memory limit, see usage"
+                            .into(),
+                    )
+                }
                 _ => {}
             }
         }
         if let Some(c) = self.cpus {
-            let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let n = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1);
             if !(0.01..=n as f64).contains(&c) {
-                return bad(format!("range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"));
+                return bad(format!(
+                    "range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
+                ));
             }
         }
         if let Some(s) = self.cpu_shares {

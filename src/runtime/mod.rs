@@ -15,11 +15,13 @@ pub mod shim;
 pub mod state;
 
 pub use api::{
-    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, resume, start, state, stats, wait,
-    ExecStarted, ExecState, Started,
+    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, resume, start,
+    state, stats, wait, ExecStarted, ExecState, Started,
 };
 pub use cgroups::{Cgroup, Layout, Stats};
-pub use config::{CreateOptions, ExecOptions, ProcessConfig, Resources, Rlimit, DEFAULT_CGROUP_PARENT};
+pub use config::{
+    CreateOptions, ExecOptions, ProcessConfig, Resources, Rlimit, DEFAULT_CGROUP_PARENT,
+};
 pub use error::{Result, RuntimeError};
 pub use nix::sys::signal::Signal;
 pub use shim::log::{read_log, LogRecord};

@@ -112,7 +112,12 @@ pub fn pid_start_ticks(pid: i32) -> Option<u64> {
 /// Whether `pid` is alive and still the process started at `ticks`.
 pub fn alive(pid: i32, ticks: u64) -> bool {
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
         .unwrap_or(true);
     !zombie && pid_start_ticks(pid) == Some(ticks)
 }
@@ -127,7 +132,10 @@ fn read_opt<T: serde::de::DeserializeOwned>(p: PathBuf) -> Result<Option<T>> {
 
 /// Reads the container's started and exit records.
 pub fn records(dir: &Path) -> Result<(Option<StartedRecord>, Option<ExitRecord>)> {
-    Ok((read_opt(dir.join(STARTED_FILE))?, read_opt(dir.join(EXIT_FILE))?))
+    Ok((
+        read_opt(dir.join(STARTED_FILE))?,
+        read_opt(dir.join(EXIT_FILE))?,
+    ))
 }
 
 /// The state of the container in `dir`.
@@ -145,7 +153,11 @@ pub fn state(dir: &Path) -> Result<State> {
         error: None,
     };
     if let Some(e) = exit {
-        st.status = if started.is_some() { Status::Exited } else { Status::Created };
+        st.status = if started.is_some() {
+            Status::Exited
+        } else {
+            Status::Created
+        };
         st.exit_code = Some(e.exit_code);
         st.oom_killed = e.oom_killed;
         st.finished_at = Some(e.finished_at);
@@ -154,7 +166,11 @@ pub fn state(dir: &Path) -> Result<State> {
         if s.running() {
             st.pid = alive(s.pid, s.pid_start_ticks).then_some(s.pid);
             let paused = Cgroup::new(opts.cgroup_parent(), &opts.id).is_frozen();
-            st.status = if paused { Status::Paused } else { Status::Running };
+            st.status = if paused {
+                Status::Paused
+            } else {
+                Status::Running
+            };
         } else {
             // The shim died without recording the exit.
             st.status = Status::Exited;

@@ -20,7 +20,12 @@ pub fn rootfs() -> &'static Path {
         }
         let tmp = base.join(format!("busybox-rootfs.tmp{}", std::process::id()));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/busybox.sh");
-        let st = std::process::Command::new("sh").arg(script).arg("--dir").arg(&tmp).status().unwrap();
+        let st = std::process::Command::new("sh")
+            .arg(script)
+            .arg("--dir")
+            .arg(&tmp)
+            .status()
+            .unwrap();
         assert!(st.success(), "busybox.sh failed");
         if std::fs::rename(&tmp, &root).is_err() {
             // Another test binary won the race.
@@ -44,7 +49,10 @@ impl Ctr {
 
     /// A container named `name` running `args`.
     pub fn new(name: &str, args: &[&str]) -> Ctr {
-        let tmp = tempfile::Builder::new().prefix("amber-rt-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("amber-rt-")
+            .tempdir()
+            .unwrap();
         let t = tmp.path();
         for d in ["upper", "work", "c"] {
             std::fs::create_dir(t.join(d)).unwrap();
@@ -55,7 +63,10 @@ impl Ctr {
             lower_dirs: vec![rootfs().to_path_buf()],
             upper_dir: t.join("upper"),
             work_dir: t.join("work"),
-            process: ProcessConfig { args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+            process: ProcessConfig {
+                args: args.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
             hostname: Some(format!("{name}-host")),
             cgroup_parent: Some(format!("amber-test-{}-{name}", std::process::id())),
             shim_exe: Some(PathBuf::from(env!("CARGO_BIN_EXE_amber"))),
@@ -72,7 +83,11 @@ impl Ctr {
     pub fn run(&self) -> (State, String, String) {
         runtime::start(&self.opts).expect("start");
         let st = runtime::wait(self.dir(), Duration::from_secs(30)).unwrap();
-        assert_eq!(st.status, runtime::Status::Exited, "container did not exit: {st:?}");
+        assert_eq!(
+            st.status,
+            runtime::Status::Exited,
+            "container did not exit: {st:?}"
+        );
         let (out, err) = self.logs();
         (st, out, err)
     }
@@ -80,7 +95,12 @@ impl Ctr {
     /// stdout and stderr text of the log.
     pub fn logs(&self) -> (String, String) {
         let recs = runtime::read_log(&self.dir().join("container.log")).unwrap_or_default();
-        let pick = |s: &str| recs.iter().filter(|r| r.stream == s).map(|r| r.log.as_str()).collect::<String>();
+        let pick = |s: &str| {
+            recs.iter()
+                .filter(|r| r.stream == s)
+                .map(|r| r.log.as_str())
+                .collect::<String>()
+        };
         (pick("stdout"), pick("stderr"))
     }
 

@@ -17,8 +17,6 @@ use super::error::{Result, RuntimeError};
 
 /// Where the cgroup filesystems live.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-/// `statfs` magic of cgroup2 (linux/magic.h).
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// How long `destroy` keeps killing stragglers before giving up.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,7 +62,7 @@ pub fn layout() -> &'static Layout {
 
 fn detect() -> Layout {
     let is_v2 = nix::sys::statfs::statfs(CGROUP_ROOT)
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false);
     if is_v2 {
         return Layout::V2(PathBuf::from(CGROUP_ROOT));
@@ -199,17 +197,18 @@ impl Cgroup {
     }
 
     fn v1_dir(&self, mounts: &BTreeMap<String, PathBuf>, ctrl: &str) -> Result<PathBuf> {
-        mounts
-            .get(ctrl)
-            .map(|m| m.join(&self.rel))
-            .ok_or_else(|| RuntimeError::InvalidConfig(format!("cgroup v1 controller {ctrl} is not mounted")))
+        mounts.get(ctrl).map(|m| m.join(&self.rel)).ok_or_else(|| {
+            RuntimeError::InvalidConfig(format!("cgroup v1 controller {ctrl} is not mounted"))
+        })
     }
 
     /// Restricts device access to Docker's defaults (v1 `devices` only; v2
     /// would need an eBPF program, which this runtime does not install).
     pub fn restrict_devices(&self) -> Result<()> {
         match &self.layout {
-            Layout::V1(m) if m.contains_key("devices") => v1::devices::apply_default_rules(&self.v1_dir(m, "devices")?),
+            Layout::V1(m) if m.contains_key("devices") => {
+                v1::devices::apply_default_rules(&self.v1_dir(m, "devices")?)
+            }
             _ => Ok(()),
         }
     }
@@ -227,7 +226,9 @@ impl Cgroup {
                 match std::fs::remove_dir(&dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                    Err(e) if start.elapsed() > DESTROY_TIMEOUT => return Err(cg_err("remove", &dir, e)),
+                    Err(e) if start.elapsed() > DESTROY_TIMEOUT => {
+                        return Err(cg_err("remove", &dir, e))
+                    }
                     Err(_) => {
                         kill_procs(&dir);
                         std::thread::sleep(Duration::from_millis(20));
@@ -243,7 +244,10 @@ fn kill_procs(dir: &Path) {
     if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
             // Best effort: the task may be gone already.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }

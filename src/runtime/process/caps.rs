@@ -25,7 +25,11 @@ pub const DEFAULT_CAPS: &[Capability] = &[
 
 fn parse_cap(name: &str) -> Result<Capability> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("CAP_") { upper } else { format!("CAP_{upper}") };
+    let full = if upper.starts_with("CAP_") {
+        upper
+    } else {
+        format!("CAP_{upper}")
+    };
     full.parse()
         .map_err(|_| RuntimeError::InvalidConfig(format!("unknown capability: {name:?}")))
 }
@@ -36,7 +40,11 @@ fn grantable() -> CapsHashSet {
 }
 
 /// The capability set for a container process.
-pub fn effective_set(cap_add: &[String], cap_drop: &[String], privileged: bool) -> Result<CapsHashSet> {
+pub fn effective_set(
+    cap_add: &[String],
+    cap_drop: &[String],
+    privileged: bool,
+) -> Result<CapsHashSet> {
     let all = grantable();
     if privileged {
         return Ok(all);
@@ -71,7 +79,8 @@ fn caps_err(op: &str, e: caps::errors::CapsError) -> RuntimeError {
 pub fn limit_bounding(set: &CapsHashSet) -> Result<()> {
     for cap in caps::runtime::thread_all_supported() {
         if !set.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| caps_err("drop bounding capability", e))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| caps_err("drop bounding capability", e))?;
         }
     }
     Ok(())
@@ -80,9 +89,12 @@ pub fn limit_bounding(set: &CapsHashSet) -> Result<()> {
 /// Sets effective and permitted to `set`, clears inheritable and ambient
 /// (Docker leaves inheritable empty since 20.10).
 pub fn apply_process_sets(set: &CapsHashSet) -> Result<()> {
-    caps::set(None, CapSet::Effective, set).map_err(|e| caps_err("set effective capabilities", e))?;
-    caps::set(None, CapSet::Permitted, set).map_err(|e| caps_err("set permitted capabilities", e))?;
-    caps::clear(None, CapSet::Inheritable).map_err(|e| caps_err("clear inheritable capabilities", e))?;
+    caps::set(None, CapSet::Effective, set)
+        .map_err(|e| caps_err("set effective capabilities", e))?;
+    caps::set(None, CapSet::Permitted, set)
+        .map_err(|e| caps_err("set permitted capabilities", e))?;
+    caps::clear(None, CapSet::Inheritable)
+        .map_err(|e| caps_err("clear inheritable capabilities", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_err("clear ambient capabilities", e))
 }
 
@@ -106,7 +118,9 @@ mod tests {
         let s = effective_set(&["net_admin".into()], &["CAP_CHOWN".into()], false).unwrap();
         assert!(s.contains(&Capability::CAP_NET_ADMIN));
         assert!(!s.contains(&Capability::CAP_CHOWN));
-        assert!(effective_set(&[], &["ALL".into()], false).unwrap().is_empty());
+        assert!(effective_set(&[], &["ALL".into()], false)
+            .unwrap()
+            .is_empty());
         assert!(effective_set(&["BOGUS".into()], &[], false).is_err());
     }
 }

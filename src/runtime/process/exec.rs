@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
-use nix::sys::signal::{sigprocmask, signal, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::{Gid, Uid};
 
 use super::{caps as pcaps, seccomp, user};
@@ -30,7 +30,11 @@ pub fn build_env(env: &[String], hostname: &str, home: &str, tty: bool) -> Vec<S
         out.retain(|o| o.split('=').next() != Some(key));
         out.push(e.clone());
     }
-    for (k, v) in [("PATH", DEFAULT_PATH), ("HOSTNAME", hostname), ("HOME", home)] {
+    for (k, v) in [
+        ("PATH", DEFAULT_PATH),
+        ("HOSTNAME", hostname),
+        ("HOME", home),
+    ] {
         if !has(&out, k) {
             out.push(format!("{k}={v}"));
         }
@@ -43,22 +47,38 @@ pub fn build_env(env: &[String], hostname: &str, home: &str, tty: bool) -> Vec<S
 
 /// Finds `cmd` like Go's `exec.LookPath`, with Docker's messages and codes.
 pub fn lookup(cmd: &str, env: &[String]) -> Result<PathBuf> {
-    let is_exec = |p: &Path| p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false);
+    let is_exec = |p: &Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
     if cmd.contains('/') {
         let p = Path::new(cmd);
         return match p.metadata() {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(start_failed(format!("exec: \"{cmd}\": stat {cmd}: no such file or directory"), 127))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(start_failed(
+                format!("exec: \"{cmd}\": stat {cmd}: no such file or directory"),
+                127,
+            )),
             _ if is_exec(p) => Ok(p.to_path_buf()),
-            _ => Err(start_failed(format!("exec: \"{cmd}\": permission denied"), 126)),
+            _ => Err(start_failed(
+                format!("exec: \"{cmd}\": permission denied"),
+                126,
+            )),
         };
     }
-    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
     path.split(':')
         .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(cmd))
         .find(|p| is_exec(p))
-        .ok_or_else(|| start_failed(format!("exec: \"{cmd}\": executable file not found in $PATH"), 127))
+        .ok_or_else(|| {
+            start_failed(
+                format!("exec: \"{cmd}\": executable file not found in $PATH"),
+                127,
+            )
+        })
 }
 
 fn rlimit_resource(name: &str) -> Result<nix::sys::resource::Resource> {
@@ -79,7 +99,11 @@ fn rlimit_resource(name: &str) -> Result<nix::sys::resource::Resource> {
         "nice" => R::RLIMIT_NICE,
         "rtprio" => R::RLIMIT_RTPRIO,
         "sigpending" => R::RLIMIT_SIGPENDING,
-        _ => return Err(RuntimeError::InvalidConfig(format!("unknown rlimit {name:?}"))),
+        _ => {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "unknown rlimit {name:?}"
+            )))
+        }
     })
 }
 
@@ -126,7 +150,12 @@ fn cstr(s: &str) -> Result<CString> {
 }
 
 /// Resolves user, env and executable in the current root (the container's).
-pub fn prepare(p: &ProcessConfig, hostname: &str, caps: CapsHashSet, privileged: bool) -> Result<Prepared> {
+pub fn prepare(
+    p: &ProcessConfig,
+    hostname: &str,
+    caps: CapsHashSet,
+    privileged: bool,
+) -> Result<Prepared> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let user = user::resolve(p.user.as_deref(), &passwd, &group)?;
@@ -139,7 +168,11 @@ pub fn prepare(p: &ProcessConfig, hostname: &str, caps: CapsHashSet, privileged:
         caps,
         privileged,
         user,
-        cwd: p.cwd.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "/".into()),
+        cwd: p
+            .cwd
+            .clone()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "/".into()),
         rlimits: p.rlimits.clone(),
     })
 }
@@ -147,7 +180,14 @@ pub fn prepare(p: &ProcessConfig, hostname: &str, caps: CapsHashSet, privileged:
 /// Marks every fd above 2 close-on-exec, so nothing of the shim leaks.
 fn cloexec_all() -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
-    let r = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     if r < 0 {
         return Err(RuntimeError::sys("close_range", nix::Error::last()));
     }
@@ -160,16 +200,26 @@ pub fn finish_and_exec(p: Prepared) -> Result<std::convert::Infallible> {
     pcaps::limit_bounding(&p.caps)?;
     change_user(&p.user)?;
     nix::unistd::chdir(p.cwd.as_str()).map_err(|e| {
-        start_failed(format!("chdir to cwd (\"{}\") set in config.json failed: {}", p.cwd, e.desc().to_lowercase()), 126)
+        start_failed(
+            format!(
+                "chdir to cwd (\"{}\") set in config.json failed: {}",
+                p.cwd,
+                e.desc().to_lowercase()
+            ),
+            126,
+        )
     })?;
     pcaps::apply_process_sets(&p.caps)?;
     // Rust's runtime ignores SIGPIPE and the shim blocks SIGCHLD: both would be
     // inherited through execve.
     // SAFETY: restoring the default disposition installs no Rust handler.
-    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map_err(|e| RuntimeError::sys("reset SIGPIPE", e))?;
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).map_err(|e| RuntimeError::sys("sigprocmask", e))?;
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
+        .map_err(|e| RuntimeError::sys("reset SIGPIPE", e))?;
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| RuntimeError::sys("sigprocmask", e))?;
     if !p.privileged {
-        nix::sys::prctl::set_no_new_privs().map_err(|e| RuntimeError::sys("set no_new_privs", e))?;
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| RuntimeError::sys("set no_new_privs", e))?;
         seccomp::install(&seccomp::default_filters(&p.caps)?)?;
     }
     cloexec_all()?;
@@ -178,7 +228,10 @@ pub fn finish_and_exec(p: Prepared) -> Result<std::convert::Infallible> {
         Err(e) => e,
     };
     let code = if e == nix::Error::ENOENT { 127 } else { 126 };
-    Err(start_failed(format!("exec: {:?}: {}", p.argv[0], e.desc().to_lowercase()), code))
+    Err(start_failed(
+        format!("exec: {:?}: {}", p.argv[0], e.desc().to_lowercase()),
+        code,
+    ))
 }
 
 #[cfg(test)]
@@ -187,8 +240,16 @@ mod tests {
 
     #[test]
     fn env_defaults() {
-        let e = build_env(&["A=1".into(), "PATH=/x".into(), "A=2".into()], "h", "/root", true);
-        assert_eq!(e, vec!["PATH=/x", "A=2", "HOSTNAME=h", "HOME=/root", "TERM=xterm"]);
+        let e = build_env(
+            &["A=1".into(), "PATH=/x".into(), "A=2".into()],
+            "h",
+            "/root",
+            true,
+        );
+        assert_eq!(
+            e,
+            vec!["PATH=/x", "A=2", "HOSTNAME=h", "HOME=/root", "TERM=xterm"]
+        );
     }
 
     #[test]
@@ -196,7 +257,13 @@ mod tests {
         let env = vec!["PATH=/nonexistent".to_string()];
         let e = lookup("foo", &env).unwrap_err().to_string();
         assert_eq!(e, "exec: \"foo\": executable file not found in $PATH");
-        assert!(matches!(lookup("/etc/hostname", &env), Err(RuntimeError::StartFailed { exit_code: 126, .. })));
-        assert!(matches!(lookup("/nope/x", &env), Err(RuntimeError::StartFailed { exit_code: 127, .. })));
+        assert!(matches!(
+            lookup("/etc/hostname", &env),
+            Err(RuntimeError::StartFailed { exit_code: 126, .. })
+        ));
+        assert!(matches!(
+            lookup("/nope/x", &env),
+            Err(RuntimeError::StartFailed { exit_code: 127, .. })
+        ));
     }
 }

@@ -48,13 +48,17 @@ fn report_and_exit(report: OwnedFd, err: RuntimeError) -> ! {
 
 fn setup_io(io: ChildIo) -> Result<()> {
     for (fd, target) in [(&io.stdin, 0), (&io.stdout, 1), (&io.stderr, 2)] {
-        nix::unistd::dup2(fd.as_raw_fd(), target).map_err(|e| RuntimeError::sys("dup2 stdio", e))?;
+        nix::unistd::dup2(fd.as_raw_fd(), target)
+            .map_err(|e| RuntimeError::sys("dup2 stdio", e))?;
     }
     nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
     if io.tty.is_some() {
         // SAFETY: TIOCSCTTY on fd 0 (the pty slave) takes an int argument.
         if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err(RuntimeError::sys("set controlling terminal", nix::Error::last()));
+            return Err(RuntimeError::sys(
+                "set controlling terminal",
+                nix::Error::last(),
+            ));
         }
     }
     Ok(())
@@ -63,8 +67,13 @@ fn setup_io(io: ChildIo) -> Result<()> {
 /// Brings `lo` up in the current network namespace.
 fn loopback_up() -> Result<()> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
-    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)
-        .map_err(|e| RuntimeError::sys("socket for loopback", e))?;
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| RuntimeError::sys("socket for loopback", e))?;
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
@@ -85,16 +94,24 @@ fn loopback_up() -> Result<()> {
 
 fn join_netns(path: &std::path::Path) -> Result<()> {
     let f = std::fs::File::open(path).map_err(|e| RuntimeError::io("open netns", path, e))?;
-    nix::sched::setns(f, CloneFlags::CLONE_NEWNET).map_err(|e| RuntimeError::sys(format!("join netns {}", path.display()), e))
+    nix::sched::setns(f, CloneFlags::CLONE_NEWNET)
+        .map_err(|e| RuntimeError::sys(format!("join netns {}", path.display()), e))
 }
 
 fn init_steps(opts: &CreateOptions, io: ChildIo, go: OwnedFd) -> Result<std::convert::Infallible> {
     let mut byte = [0u8; 1];
     let mut go = std::fs::File::from(go);
-    if go.read(&mut byte).map_err(|e| RuntimeError::io("read", "sync pipe", e))? != 1 {
+    if go
+        .read(&mut byte)
+        .map_err(|e| RuntimeError::io("read", "sync pipe", e))?
+        != 1
+    {
         return Err(RuntimeError::Shim("shim went away before start".into()));
     }
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWCGROUP;
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
     if opts.netns.is_none() {
         flags |= CloneFlags::CLONE_NEWNET;
     }

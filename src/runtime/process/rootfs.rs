@@ -16,12 +16,27 @@ use crate::runtime::error::{Result, RuntimeError};
 
 /// Docker's masked paths (moby `oci/defaults.go`, v28).
 pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 /// Docker's read-only paths.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 /// Name of the directory of short lower-dir symlinks in the container dir.
 pub const LOWER_LINKS_DIR: &str = "lower";
 /// Name of the overlay mount point in the container dir.
@@ -30,16 +45,29 @@ pub const ROOTFS_DIR: &str = "rootfs";
 pub const ETC_FILES: &[&str] = &["hostname", "hosts", "resolv.conf"];
 
 /// (name, major, minor) of the default device nodes.
-const DEVICES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEVICES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 fn sys(op: impl Into<String>) -> impl FnOnce(nix::Error) -> RuntimeError {
     move |e| RuntimeError::sys(op, e)
 }
 
-fn do_mount(src: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+fn do_mount(
+    src: &str,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     tracing::debug!(src, target = %target.display(), "mount");
-    mount(Some(src), target, fstype, flags, data).map_err(sys(format!("mount {src} on {}", target.display())))
+    mount(Some(src), target, fstype, flags, data)
+        .map_err(sys(format!("mount {src} on {}", target.display())))
 }
 
 /// Creates `dir/lower/N` → lower dir symlinks so the overlay option string
@@ -68,8 +96,17 @@ fn mount_overlay(opts: &CreateOptions, target: &Path) -> Result<()> {
         opts.upper_dir.display(),
         opts.work_dir.display()
     );
-    do_mount("overlay", target, Some("overlay"), MsFlags::empty(), Some(&data))
-        .map_err(|e| RuntimeError::StartFailed { message: format!("failed to mount overlay: {e}"), exit_code: 126 })
+    do_mount(
+        "overlay",
+        target,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&data),
+    )
+    .map_err(|e| RuntimeError::StartFailed {
+        message: format!("failed to mount overlay: {e}"),
+        exit_code: 126,
+    })
 }
 
 fn ensure_dir(p: &Path) -> Result<()> {
@@ -79,9 +116,16 @@ fn ensure_dir(p: &Path) -> Result<()> {
 fn ensure_file(p: &Path) -> Result<()> {
     if p.symlink_metadata().is_ok() {
         if p.is_dir() {
-            return Err(RuntimeError::io("bind a file onto", p, std::io::ErrorKind::IsADirectory.into()));
+            return Err(RuntimeError::io(
+                "bind a file onto",
+                p,
+                std::io::ErrorKind::IsADirectory.into(),
+            ));
         }
-        if p.symlink_metadata().map(|m| m.file_type().is_symlink()).unwrap_or(false) {
+        if p.symlink_metadata()
+            .map(|m| m.file_type().is_symlink())
+            .unwrap_or(false)
+        {
             // Never follow a symlink out of the rootfs (CVE-2021-30465 style).
             std::fs::remove_file(p).map_err(|e| RuntimeError::io("remove", p, e))?;
         } else {
@@ -98,9 +142,20 @@ fn mount_dev(root: &Path, privileged: bool, console: Option<&Path>) -> Result<()
     let dev = root.join("dev");
     ensure_dir(&dev)?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
-    do_mount("tmpfs", &dev, Some("tmpfs"), nosuid, Some("mode=755,size=65536k"))?;
+    do_mount(
+        "tmpfs",
+        &dev,
+        Some("tmpfs"),
+        nosuid,
+        Some("mode=755,size=65536k"),
+    )?;
     for (name, major, minor) in DEVICES {
-        make_node(&dev.join(name), SFlag::S_IFCHR, makedev(*major, *minor), 0o666)?;
+        make_node(
+            &dev.join(name),
+            SFlag::S_IFCHR,
+            makedev(*major, *minor),
+            0o666,
+        )?;
     }
     if privileged {
         copy_host_devices(&dev)?;
@@ -109,15 +164,39 @@ fn mount_dev(root: &Path, privileged: bool, console: Option<&Path>) -> Result<()
         ensure_dir(&dev.join(d))?;
     }
     let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    do_mount("devpts", &dev.join("pts"), Some("devpts"), noexec, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
-    do_mount("shm", &dev.join("shm"), Some("tmpfs"), noexec | MsFlags::MS_NODEV, Some("mode=1777,size=65536k"))?;
-    do_mount("mqueue", &dev.join("mqueue"), Some("mqueue"), noexec | MsFlags::MS_NODEV, None)?;
-    for (link, target) in
-        [("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")]
-    {
+    do_mount(
+        "devpts",
+        &dev.join("pts"),
+        Some("devpts"),
+        noexec,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    do_mount(
+        "shm",
+        &dev.join("shm"),
+        Some("tmpfs"),
+        noexec | MsFlags::MS_NODEV,
+        Some("mode=1777,size=65536k"),
+    )?;
+    do_mount(
+        "mqueue",
+        &dev.join("mqueue"),
+        Some("mqueue"),
+        noexec | MsFlags::MS_NODEV,
+        None,
+    )?;
+    for (link, target) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+    ] {
         let p = dev.join(link);
         if p.symlink_metadata().is_err() {
-            std::os::unix::fs::symlink(target, &p).map_err(|e| RuntimeError::io("symlink", &p, e))?;
+            std::os::unix::fs::symlink(target, &p)
+                .map_err(|e| RuntimeError::io("symlink", &p, e))?;
         }
     }
     if let Some(pts) = console {
@@ -132,9 +211,11 @@ fn make_node(path: &Path, kind: SFlag, dev: u64, perm: u32) -> Result<()> {
     if path.symlink_metadata().is_ok() {
         return Ok(());
     }
-    mknod(path, kind, Mode::from_bits_truncate(perm), dev).map_err(sys(format!("mknod {}", path.display())))?;
+    mknod(path, kind, Mode::from_bits_truncate(perm), dev)
+        .map_err(sys(format!("mknod {}", path.display())))?;
     // mknod is subject to the umask; set the exact mode.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm)).map_err(|e| RuntimeError::io("chmod", path, e))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(perm))
+        .map_err(|e| RuntimeError::io("chmod", path, e))
 }
 
 /// Privileged containers get the host's top-level device nodes.
@@ -165,7 +246,13 @@ fn bind_etc_files(opts: &CreateOptions, root: &Path) -> Result<()> {
         }
         let target = root.join("etc").join(name);
         ensure_file(&target)?;
-        do_mount(&src.to_string_lossy(), &target, None, MsFlags::MS_BIND, None)?;
+        do_mount(
+            &src.to_string_lossy(),
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        )?;
     }
     Ok(())
 }
@@ -197,7 +284,12 @@ fn readonly_paths() -> Result<()> {
         }
         let s = p.to_string_lossy();
         do_mount(&s, p, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-        let ro = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        let ro = MsFlags::MS_BIND
+            | MsFlags::MS_REMOUNT
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
         do_mount(&s, p, None, ro, None)?;
     }
     Ok(())
@@ -207,15 +299,25 @@ fn readonly_paths() -> Result<()> {
 /// of the pty slave to bind on /dev/console.
 pub fn prepare_rootfs(opts: &CreateOptions, console: Option<&Path>) -> Result<()> {
     // Keep our mounts from propagating back to the host (and vice versa).
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(sys("make / private"))?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(sys("make / private"))?;
     let root = opts.dir.join(ROOTFS_DIR);
     mount_overlay(opts, &root)?;
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     ensure_dir(&root.join("proc"))?;
     do_mount("proc", &root.join("proc"), Some("proc"), common, None)?;
     ensure_dir(&root.join("sys"))?;
-    let sys_flags = if opts.privileged { common } else { common | MsFlags::MS_RDONLY };
+    let sys_flags = if opts.privileged {
+        common
+    } else {
+        common | MsFlags::MS_RDONLY
+    };
     do_mount("sysfs", &root.join("sys"), Some("sysfs"), sys_flags, None)?;
     mount_dev(&root, opts.privileged, console)?;
     bind_etc_files(opts, &root)?;

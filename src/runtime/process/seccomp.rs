@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use caps::{Capability, CapsHashSet};
 use seccompiler::{
-    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
 };
 
 use crate::runtime::error::{Result, RuntimeError};
@@ -82,16 +82,46 @@ fn arch() -> Result<TargetArch> {
 
 fn eperm_rules(caps: &CapsHashSet) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    let gated = |cap: Capability, list: &[i64]| if caps.contains(&cap) { vec![] } else { list.to_vec() };
+    let gated = |cap: Capability, list: &[i64]| {
+        if caps.contains(&cap) {
+            vec![]
+        } else {
+            list.to_vec()
+        }
+    };
     let denied = ALWAYS_DENIED
         .iter()
         .copied()
         .chain(gated(Capability::CAP_SYS_ADMIN, SYS_ADMIN_ONLY))
-        .chain(gated(Capability::CAP_SYS_MODULE, &[libc::SYS_init_module, libc::SYS_finit_module, libc::SYS_delete_module]))
-        .chain(gated(Capability::CAP_DAC_READ_SEARCH, &[libc::SYS_open_by_handle_at]))
-        .chain(gated(Capability::CAP_SYS_PTRACE, &[libc::SYS_ptrace, libc::SYS_process_vm_readv, libc::SYS_process_vm_writev]))
+        .chain(gated(
+            Capability::CAP_SYS_MODULE,
+            &[
+                libc::SYS_init_module,
+                libc::SYS_finit_module,
+                libc::SYS_delete_module,
+            ],
+        ))
+        .chain(gated(
+            Capability::CAP_DAC_READ_SEARCH,
+            &[libc::SYS_open_by_handle_at],
+        ))
+        .chain(gated(
+            Capability::CAP_SYS_PTRACE,
+            &[
+                libc::SYS_ptrace,
+                libc::SYS_process_vm_readv,
+                libc::SYS_process_vm_writev,
+            ],
+        ))
         .chain(gated(Capability::CAP_SYS_BOOT, &[libc::SYS_reboot]))
-        .chain(gated(Capability::CAP_SYS_TIME, &[libc::SYS_settimeofday, libc::SYS_clock_settime, libc::SYS_adjtimex]));
+        .chain(gated(
+            Capability::CAP_SYS_TIME,
+            &[
+                libc::SYS_settimeofday,
+                libc::SYS_clock_settime,
+                libc::SYS_adjtimex,
+            ],
+        ));
     for nr in denied {
         rules.insert(nr, vec![]);
     }
@@ -99,14 +129,24 @@ fn eperm_rules(caps: &CapsHashSet) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
         let per_flag = CLONE_NS_FLAGS
             .iter()
             .map(|f| {
-                let c = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(*f), *f).map_err(other)?;
+                let c = SeccompCondition::new(
+                    0,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(*f),
+                    *f,
+                )
+                .map_err(other)?;
                 SeccompRule::new(vec![c]).map_err(other)
             })
             .collect::<Result<Vec<_>>>()?;
         rules.insert(libc::SYS_clone, per_flag);
     }
-    let vsock = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, AF_VSOCK).map_err(other)?;
-    rules.insert(libc::SYS_socket, vec![SeccompRule::new(vec![vsock]).map_err(other)?]);
+    let vsock = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, AF_VSOCK)
+        .map_err(other)?;
+    rules.insert(
+        libc::SYS_socket,
+        vec![SeccompRule::new(vec![vsock]).map_err(other)?],
+    );
     Ok(rules)
 }
 
@@ -114,13 +154,23 @@ fn eperm_rules(caps: &CapsHashSet) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
 /// deny-list and, without CAP_SYS_ADMIN, `clone3` → ENOSYS.
 pub fn default_filters(caps: &CapsHashSet) -> Result<Vec<BpfProgram>> {
     let arch = arch()?;
-    let deny = SeccompFilter::new(eperm_rules(caps)?, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch)
-        .map_err(other)?;
+    let deny = SeccompFilter::new(
+        eperm_rules(caps)?,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .map_err(other)?;
     let mut out = vec![BpfProgram::try_from(deny).map_err(other)?];
     if !caps.contains(&Capability::CAP_SYS_ADMIN) {
         let rules = BTreeMap::from([(libc::SYS_clone3, vec![])]);
-        let f = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::ENOSYS as u32), arch)
-            .map_err(other)?;
+        let f = SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::ENOSYS as u32),
+            arch,
+        )
+        .map_err(other)?;
         out.push(BpfProgram::try_from(f).map_err(other)?);
     }
     Ok(out)

@@ -39,7 +39,13 @@ fn passwd_entries(passwd: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
 fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     group.lines().filter_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
-        (f.len() >= 4).then(|| Some((f[0], f[2].parse().ok()?, f[3].split(',').filter(|m| !m.is_empty()).collect())))?
+        (f.len() >= 4).then(|| {
+            Some((
+                f[0],
+                f[2].parse().ok()?,
+                f[3].split(',').filter(|m| !m.is_empty()).collect(),
+            ))
+        })?
     })
 }
 
@@ -80,15 +86,18 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User> {
     if let Some(g) = g.filter(|g| !g.is_empty()) {
         user.gid = match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => group_entries(group).find(|(n, _, _)| *n == g).map(|(_, gid, _)| gid).ok_or_else(|| {
-                RuntimeError::StartFailed {
+            Err(_) => group_entries(group)
+                .find(|(n, _, _)| *n == g)
+                .map(|(_, gid, _)| gid)
+                .ok_or_else(|| RuntimeError::StartFailed {
                     message: format!("unable to find group {g}: no matching entries in group file"),
                     exit_code: 126,
-                }
-            })?,
+                })?,
         };
     }
-    let name = passwd_entries(passwd).find(|e| e.uid == user.uid).map(|e| e.name.to_string());
+    let name = passwd_entries(passwd)
+        .find(|e| e.uid == user.uid)
+        .map(|e| e.name.to_string());
     if let Some(name) = name {
         user.groups = group_entries(group)
             .filter(|(_, gid, members)| members.contains(&name.as_str()) && *gid != user.gid)
@@ -110,7 +119,10 @@ mod tests {
         let r = resolve(None, PASSWD, GROUP).unwrap();
         assert_eq!((r.uid, r.gid, r.home.as_str()), (0, 0, "/root"));
         let t = resolve(Some("tester"), PASSWD, GROUP).unwrap();
-        assert_eq!((t.uid, t.gid, t.groups.clone()), (1000, 1000, vec![10, 100]));
+        assert_eq!(
+            (t.uid, t.gid, t.groups.clone()),
+            (1000, 1000, vec![10, 100])
+        );
         let n = resolve(Some("1000:users"), PASSWD, GROUP).unwrap();
         assert_eq!((n.uid, n.gid), (1000, 100));
         let x = resolve(Some("4242:7"), PASSWD, GROUP).unwrap();
@@ -119,8 +131,13 @@ mod tests {
 
     #[test]
     fn bad_names() {
-        let e = resolve(Some("nosuch"), PASSWD, GROUP).unwrap_err().to_string();
-        assert_eq!(e, "unable to find user nosuch: no matching entries in passwd file");
+        let e = resolve(Some("nosuch"), PASSWD, GROUP)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "unable to find user nosuch: no matching entries in passwd file"
+        );
         assert!(resolve(Some("tester:nogroup"), PASSWD, GROUP).is_err());
     }
 }

@@ -10,14 +10,16 @@ use super::io::make_io;
 use super::log::LogWriter;
 use super::protocol::Frame;
 use super::supervise::Supervisor;
-use super::{bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport};
+use super::{
+    bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport,
+};
 use crate::runtime::cgroups::Cgroup;
 use crate::runtime::config::{read_json, write_json, CreateOptions};
 use crate::runtime::error::{Result, RuntimeError};
 use crate::runtime::process::{self, rootfs};
 use crate::runtime::state::{
-    pid_start_ticks, ExitRecord, StartedRecord, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_LOG_FILE, SHIM_PID_FILE,
-    SOCKET_FILE, STARTED_FILE,
+    pid_start_ticks, ExitRecord, StartedRecord, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_LOG_FILE,
+    SHIM_PID_FILE, SOCKET_FILE, STARTED_FILE,
 };
 
 /// Splits an error into a Docker-like message and exit code.
@@ -33,7 +35,8 @@ pub fn run(dir: &Path) -> Result<i32> {
     let opts: CreateOptions = read_json(&dir.join(CONFIG_FILE))?;
     detach()?;
     let shim_pid = std::process::id() as i32;
-    std::fs::write(dir.join(SHIM_PID_FILE), shim_pid.to_string()).map_err(|e| RuntimeError::io("write", dir.join(SHIM_PID_FILE), e))?;
+    std::fs::write(dir.join(SHIM_PID_FILE), shim_pid.to_string())
+        .map_err(|e| RuntimeError::io("write", dir.join(SHIM_PID_FILE), e))?;
     let cgroup = Cgroup::new(opts.cgroup_parent(), &opts.id);
     let shim_log = dir.join(SHIM_LOG_FILE);
     let sup = match launch(&opts, &cgroup) {
@@ -45,16 +48,42 @@ pub fn run(dir: &Path) -> Result<i32> {
                 eprintln!("amber shim: {e}");
             }
             let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
-            let rec = ExitRecord { exit_code: code, oom_killed: false, finished_at: now_rfc3339(), error: Some(message.clone()) };
+            let rec = ExitRecord {
+                exit_code: code,
+                oom_killed: false,
+                finished_at: now_rfc3339(),
+                error: Some(message.clone()),
+            };
             write_json(&dir.join(EXIT_FILE), &rec)?;
-            report(&StartReport { pid: None, shim_pid, error: Some(message), exit_code: Some(code) }, &shim_log);
+            report(
+                &StartReport {
+                    pid: None,
+                    shim_pid,
+                    error: Some(message),
+                    exit_code: Some(code),
+                },
+                &shim_log,
+            );
             return Ok(code);
         }
     };
-    report(&StartReport { pid: Some(sup.pid.as_raw()), shim_pid, error: None, exit_code: None }, &shim_log);
+    report(
+        &StartReport {
+            pid: Some(sup.pid.as_raw()),
+            shim_pid,
+            error: None,
+            exit_code: None,
+        },
+        &shim_log,
+    );
     sup.run(|code| {
         let oom_killed = cgroup.oom_killed();
-        let rec = ExitRecord { exit_code: code, oom_killed, finished_at: now_rfc3339(), error: None };
+        let rec = ExitRecord {
+            exit_code: code,
+            oom_killed,
+            finished_at: now_rfc3339(),
+            error: None,
+        };
         if let Err(e) = write_json(&dir.join(EXIT_FILE), &rec) {
             eprintln!("amber shim: {e}");
         }
@@ -69,7 +98,12 @@ pub fn run(dir: &Path) -> Result<i32> {
 
 fn prepare_host_side(opts: &CreateOptions, cgroup: &Cgroup) -> Result<()> {
     cgroup.create()?;
-    cgroup.apply(&opts.resources).map_err(|e| RuntimeError::StartFailed { message: e.to_string(), exit_code: 126 })?;
+    cgroup
+        .apply(&opts.resources)
+        .map_err(|e| RuntimeError::StartFailed {
+            message: e.to_string(),
+            exit_code: 126,
+        })?;
     if !opts.privileged {
         cgroup.restrict_devices()?;
     }
@@ -87,9 +121,12 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
     let sigfd = sigchld_fd()?;
     let (go_r, go_w) = report_pipe()?;
     let (rep_r, rep_w) = report_pipe()?;
-    nix::sched::unshare(CloneFlags::CLONE_NEWPID).map_err(|e| RuntimeError::sys("unshare pid namespace", e))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWPID)
+        .map_err(|e| RuntimeError::sys("unshare pid namespace", e))?;
     // SAFETY: the shim is single-threaded, so the child may run any code.
-    let child = match unsafe { nix::unistd::fork() }.map_err(|e| RuntimeError::sys("fork container process", e))? {
+    let child = match unsafe { nix::unistd::fork() }
+        .map_err(|e| RuntimeError::sys("fork container process", e))?
+    {
         ForkResult::Child => {
             drop((go_w, rep_r, listener));
             process::container_init(opts, io.child, go_r, rep_w)
@@ -103,7 +140,8 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
         return Err(e);
     }
     let mut go = std::fs::File::from(go_w);
-    go.write_all(b"1").map_err(|e| RuntimeError::io("write", "sync pipe", e))?;
+    go.write_all(b"1")
+        .map_err(|e| RuntimeError::io("write", "sync pipe", e))?;
     drop(go);
     if let Some((exit_code, message)) = read_child_report(rep_r) {
         let _ = nix::sys::wait::waitpid(child, None);

@@ -14,7 +14,9 @@ use super::container::{failure, record_started};
 use super::io::make_io;
 use super::protocol::Frame;
 use super::supervise::Supervisor;
-use super::{bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport};
+use super::{
+    bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport,
+};
 use crate::runtime::cgroups::Cgroup;
 use crate::runtime::config::{read_json, write_json, CreateOptions, ExecOptions};
 use crate::runtime::error::{Result, RuntimeError};
@@ -33,20 +35,49 @@ pub fn run(dir: &Path, id: &str) -> Result<i32> {
         Ok(sup) => sup,
         Err(e) => {
             let (message, code) = failure(e);
-            let rec = ExitRecord { exit_code: code, oom_killed: false, finished_at: now_rfc3339(), error: Some(message.clone()) };
+            let rec = ExitRecord {
+                exit_code: code,
+                oom_killed: false,
+                finished_at: now_rfc3339(),
+                error: Some(message.clone()),
+            };
             write_json(&exit_file, &rec)?;
             let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
-            report(&StartReport { pid: None, shim_pid, error: Some(message), exit_code: Some(code) }, &dir.join(SHIM_LOG_FILE));
+            report(
+                &StartReport {
+                    pid: None,
+                    shim_pid,
+                    error: Some(message),
+                    exit_code: Some(code),
+                },
+                &dir.join(SHIM_LOG_FILE),
+            );
             return Ok(code);
         }
     };
-    report(&StartReport { pid: Some(sup.pid.as_raw()), shim_pid, error: None, exit_code: None }, &dir.join(SHIM_LOG_FILE));
+    report(
+        &StartReport {
+            pid: Some(sup.pid.as_raw()),
+            shim_pid,
+            error: None,
+            exit_code: None,
+        },
+        &dir.join(SHIM_LOG_FILE),
+    );
     sup.run(|code| {
-        let rec = ExitRecord { exit_code: code, oom_killed: false, finished_at: now_rfc3339(), error: None };
+        let rec = ExitRecord {
+            exit_code: code,
+            oom_killed: false,
+            finished_at: now_rfc3339(),
+            error: None,
+        };
         if let Err(e) = write_json(&exit_file, &rec) {
             eprintln!("amber shim: {e}");
         }
-        Frame::Exit { code, oom_killed: false }
+        Frame::Exit {
+            code,
+            oom_killed: false,
+        }
     });
     let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
     Ok(0)
@@ -54,14 +85,22 @@ pub fn run(dir: &Path, id: &str) -> Result<i32> {
 
 fn open_ns(pid: i32, name: &str) -> Result<OwnedFd> {
     let p = format!("/proc/{pid}/ns/{name}");
-    std::fs::File::open(&p).map(OwnedFd::from).map_err(|e| RuntimeError::io("open", p, e))
+    std::fs::File::open(&p)
+        .map(OwnedFd::from)
+        .map_err(|e| RuntimeError::io("open", p, e))
 }
 
 fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> {
     let (started, exit) = records(dir)?;
     let started = match (started, exit) {
         (Some(s), None) if alive(s.pid, s.pid_start_ticks) => s,
-        _ => return Err(RuntimeError::WrongState { id: c.id.clone(), state: "not running".into(), what: "exec".into() }),
+        _ => {
+            return Err(RuntimeError::WrongState {
+                id: c.id.clone(),
+                state: "not running".into(),
+                what: "exec".into(),
+            })
+        }
     };
     let xdir = dir.join(EXEC_DIR);
     let p = &x.process;
@@ -73,14 +112,21 @@ fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> 
         .collect::<Result<Vec<_>>>()?;
     let pidns = open_ns(started.pid, "pid")?;
     if !alive(started.pid, started.pid_start_ticks) {
-        return Err(RuntimeError::WrongState { id: c.id.clone(), state: "exited".into(), what: "exec".into() });
+        return Err(RuntimeError::WrongState {
+            id: c.id.clone(),
+            state: "exited".into(),
+            what: "exec".into(),
+        });
     }
-    nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID).map_err(|e| RuntimeError::sys("join pid namespace", e))?;
+    nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| RuntimeError::sys("join pid namespace", e))?;
     let sigfd = sigchld_fd()?;
     let (rep_r, rep_w) = report_pipe()?;
     let cgroup = Cgroup::new(c.cgroup_parent(), &c.id);
     // SAFETY: the shim is single-threaded, so the child may run any code.
-    let child = match unsafe { nix::unistd::fork() }.map_err(|e| RuntimeError::sys("fork exec process", e))? {
+    let child = match unsafe { nix::unistd::fork() }
+        .map_err(|e| RuntimeError::sys("fork exec process", e))?
+    {
         ForkResult::Child => {
             drop((rep_r, listener));
             process::exec_child(c, x, io.child, ns, &cgroup, rep_w)

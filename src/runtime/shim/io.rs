@@ -27,18 +27,25 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
-    fd.try_clone().map_err(|e| RuntimeError::io("dup", "stdio", e))
+    fd.try_clone()
+        .map_err(|e| RuntimeError::io("dup", "stdio", e))
 }
 
 fn set_cloexec(fd: &OwnedFd) -> Result<()> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map_err(|e| RuntimeError::sys("set FD_CLOEXEC", e))?;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map_err(|e| RuntimeError::sys("set FD_CLOEXEC", e))?;
     Ok(())
 }
 
 /// Sets the window size of a pty.
 pub fn resize(master: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
-    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     // SAFETY: TIOCSWINSZ reads a winsize we own from a valid fd.
     if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
         return Err(RuntimeError::sys("resize tty", nix::Error::last()));
@@ -54,12 +61,27 @@ fn pty(open_stdin: bool, size: Option<(u16, u16)>) -> Result<ShimIo> {
         resize(&pair.master, rows, cols)?;
     }
     let link = format!("/proc/self/fd/{}", pair.slave.as_raw_fd());
-    let slave_path: PathBuf = std::fs::read_link(&link).map_err(|e| RuntimeError::io("read", link, e))?;
-    let child = ChildIo { stdin: dup(&pair.slave)?, stdout: dup(&pair.slave)?, stderr: pair.slave, tty: Some(slave_path) };
+    let slave_path: PathBuf =
+        std::fs::read_link(&link).map_err(|e| RuntimeError::io("read", link, e))?;
+    let child = ChildIo {
+        stdin: dup(&pair.slave)?,
+        stdout: dup(&pair.slave)?,
+        stderr: pair.slave,
+        tty: Some(slave_path),
+    };
     // The shim always keeps a write end on a tty so that a later attach can
     // type; stdin frames are only accepted when stdin is open.
-    let stdin = if open_stdin { Some(File::from(dup(&pair.master)?)) } else { None };
-    Ok(ShimIo { child, outputs: vec![(File::from(dup(&pair.master)?), Stream::Stdout)], stdin, master: Some(pair.master) })
+    let stdin = if open_stdin {
+        Some(File::from(dup(&pair.master)?))
+    } else {
+        None
+    };
+    Ok(ShimIo {
+        child,
+        outputs: vec![(File::from(dup(&pair.master)?), Stream::Stdout)],
+        stdin,
+        master: Some(pair.master),
+    })
 }
 
 fn pipes(open_stdin: bool) -> Result<ShimIo> {
@@ -72,9 +94,22 @@ fn pipes(open_stdin: bool) -> Result<ShimIo> {
         let null = File::open("/dev/null").map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
         (OwnedFd::from(null), None)
     };
-    let child = ChildIo { stdin: child_in, stdout: out_w, stderr: err_w, tty: None };
-    let outputs = vec![(File::from(out_r), Stream::Stdout), (File::from(err_r), Stream::Stderr)];
-    Ok(ShimIo { child, outputs, stdin, master: None })
+    let child = ChildIo {
+        stdin: child_in,
+        stdout: out_w,
+        stderr: err_w,
+        tty: None,
+    };
+    let outputs = vec![
+        (File::from(out_r), Stream::Stdout),
+        (File::from(err_r), Stream::Stderr),
+    ];
+    Ok(ShimIo {
+        child,
+        outputs,
+        stdin,
+        master: None,
+    })
 }
 
 /// Creates the stdio for a process.

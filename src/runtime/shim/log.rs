@@ -59,7 +59,10 @@ impl LogWriter {
             .append(true)
             .open(path)
             .map_err(|e| RuntimeError::io("open log", path, e))?;
-        Ok(LogWriter { file, partial: [Vec::new(), Vec::new()] })
+        Ok(LogWriter {
+            file,
+            partial: [Vec::new(), Vec::new()],
+        })
     }
 
     /// Adds output bytes of `stream`; complete lines are written at once.
@@ -97,7 +100,9 @@ impl LogWriter {
         // invariant: a struct of three strings always serializes.
         let mut line = serde_json::to_vec(&rec).expect("serializable");
         line.push(b'\n');
-        self.file.write_all(&line).map_err(|e| RuntimeError::io("write", "container log", e))
+        self.file
+            .write_all(&line)
+            .map_err(|e| RuntimeError::io("write", "container log", e))
     }
 }
 
@@ -107,7 +112,10 @@ pub fn read_log(path: &Path) -> Result<Vec<LogRecord>> {
     let mut out = Vec::new();
     for line in std::io::BufReader::new(f).lines() {
         let line = line.map_err(|e| RuntimeError::io("read log", path, e))?;
-        let rec = serde_json::from_str(&line).map_err(|source| RuntimeError::Json { path: path.to_path_buf(), source })?;
+        let rec = serde_json::from_str(&line).map_err(|source| RuntimeError::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
         out.push(rec);
     }
     Ok(out)
@@ -134,6 +142,10 @@ mod tests {
         assert_eq!(recs[2].log.len(), MAX_LINE);
         assert!(recs[2].log.starts_with("wor"));
         assert_eq!(recs[3].log, "xxx");
-        assert!(recs[1].time.ends_with('Z') && recs[1].time.len() == 30, "{}", recs[1].time);
+        assert!(
+            recs[1].time.ends_with('Z') && recs[1].time.len() == 30,
+            "{}",
+            recs[1].time
+        );
     }
 }

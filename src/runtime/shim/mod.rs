@@ -46,19 +46,29 @@ pub fn now_rfc3339() -> String {
 
 /// Runs `op` on `path`, or on an equivalent short `/proc/self/fd/N/name`
 /// when `path` is too long for a unix socket address.
-pub fn short_path<T>(path: &Path, op: impl FnOnce(&Path) -> std::io::Result<T>) -> std::io::Result<T> {
+pub fn short_path<T>(
+    path: &Path,
+    op: impl FnOnce(&Path) -> std::io::Result<T>,
+) -> std::io::Result<T> {
     if path.as_os_str().len() <= MAX_SOCKET_PATH {
         return op(path);
     }
     let parent = path.parent().unwrap_or(Path::new("/"));
     let dir = std::fs::File::open(parent)?;
-    let name = path.file_name().ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
     op(&PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name))
 }
 
 /// Entry point of `amber shim ARGS...`.
 pub fn shim_main(args: Vec<String>) -> i32 {
-    let res = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let res = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["run", dir] => container::run(Path::new(dir)),
         ["exec", dir, id] => exec::run(Path::new(dir), id),
         _ => {
@@ -93,8 +103,10 @@ fn detach() -> Result<()> {
 fn sigchld_fd() -> Result<SignalFd> {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(|e| RuntimeError::sys("block SIGCHLD", e))?;
-    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(|e| RuntimeError::sys("signalfd", e))
+    mask.thread_block()
+        .map_err(|e| RuntimeError::sys("block SIGCHLD", e))?;
+    SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| RuntimeError::sys("signalfd", e))
 }
 
 /// Writes the start report on stdout, then points stdout at /dev/null and
@@ -110,7 +122,10 @@ fn report(rep: &StartReport, shim_log: &Path) {
         let _ = nix::unistd::dup2(null.as_raw_fd(), 1);
         let _ = nix::unistd::dup2(null.as_raw_fd(), 0);
     }
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(shim_log);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(shim_log);
     if let Ok(log) = log {
         let _ = nix::unistd::dup2(log.as_raw_fd(), 2);
     }
@@ -137,5 +152,6 @@ fn report_pipe() -> Result<(OwnedFd, OwnedFd)> {
 /// Binds the attach socket (removing a stale one).
 fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     let _ = std::fs::remove_file(path);
-    short_path(path, |p| std::os::unix::net::UnixListener::bind(p)).map_err(|e| RuntimeError::io("bind", path, e))
+    short_path(path, |p| std::os::unix::net::UnixListener::bind(p))
+        .map_err(|e| RuntimeError::io("bind", path, e))
 }

@@ -63,7 +63,9 @@ impl Frame {
             Frame::Signal(s) => (4, s.to_be_bytes().to_vec()),
             Frame::Stdout(b) => (11, b.clone()),
             Frame::Stderr(b) => (12, b.clone()),
-            Frame::Exit { code, oom_killed } => (13, [&code.to_be_bytes()[..], &[*oom_killed as u8]].concat()),
+            Frame::Exit { code, oom_killed } => {
+                (13, [&code.to_be_bytes()[..], &[*oom_killed as u8]].concat())
+            }
         };
         let mut out = Vec::with_capacity(HEADER + payload.len());
         out.push(kind);
@@ -86,13 +88,22 @@ impl Frame {
             return Ok(None);
         }
         let p = &buf[HEADER..HEADER + len];
-        let need = |n: usize| if p.len() == n { Ok(()) } else { Err(format!("kind {} needs {n} bytes, got {}", buf[0], p.len())) };
+        let need = |n: usize| {
+            if p.len() == n {
+                Ok(())
+            } else {
+                Err(format!("kind {} needs {n} bytes, got {}", buf[0], p.len()))
+            }
+        };
         let frame = match buf[0] {
             1 => Frame::Stdin(p.to_vec()),
             2 => Frame::CloseStdin,
             3 => {
                 need(4)?;
-                Frame::Resize { rows: u16::from_be_bytes([p[0], p[1]]), cols: u16::from_be_bytes([p[2], p[3]]) }
+                Frame::Resize {
+                    rows: u16::from_be_bytes([p[0], p[1]]),
+                    cols: u16::from_be_bytes([p[2], p[3]]),
+                }
             }
             4 => {
                 need(4)?;
@@ -102,7 +113,10 @@ impl Frame {
             12 => Frame::Stderr(p.to_vec()),
             13 => {
                 need(5)?;
-                Frame::Exit { code: i32::from_be_bytes([p[0], p[1], p[2], p[3]]), oom_killed: p[4] != 0 }
+                Frame::Exit {
+                    code: i32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+                    oom_killed: p[4] != 0,
+                }
             }
             k => return Err(format!("unknown frame kind {k}")),
         };
@@ -119,7 +133,10 @@ impl Frame {
         r.read_exact(&mut header[1..])?;
         let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
         if len > MAX_PAYLOAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "frame too large",
+            ));
         }
         let mut buf = header.to_vec();
         buf.resize(HEADER + len, 0);
@@ -140,29 +157,38 @@ pub struct AttachStream {
 impl AttachStream {
     /// Connects to the shim socket at `path`.
     pub fn connect(path: &Path) -> Result<AttachStream> {
-        let sock = super::short_path(path, |p| UnixStream::connect(p)).map_err(|e| RuntimeError::io("connect to", path, e))?;
+        let sock = super::short_path(path, |p| UnixStream::connect(p))
+            .map_err(|e| RuntimeError::io("connect to", path, e))?;
         Ok(AttachStream { sock })
     }
 
     /// Sends one frame.
     pub fn send(&mut self, frame: &Frame) -> Result<()> {
-        self.sock.write_all(&frame.encode()).map_err(|e| RuntimeError::io("write to", "shim socket", e))
+        self.sock
+            .write_all(&frame.encode())
+            .map_err(|e| RuntimeError::io("write to", "shim socket", e))
     }
 
     /// Receives the next frame; `None` when the shim closed the connection.
     pub fn recv(&mut self) -> Result<Option<Frame>> {
-        Frame::read_from(&mut self.sock).map_err(|e| RuntimeError::io("read from", "shim socket", e))
+        Frame::read_from(&mut self.sock)
+            .map_err(|e| RuntimeError::io("read from", "shim socket", e))
     }
 
     /// Sets a read timeout for [`AttachStream::recv`].
     pub fn set_read_timeout(&self, t: Option<Duration>) -> Result<()> {
-        self.sock.set_read_timeout(t).map_err(|e| RuntimeError::io("configure", "shim socket", e))
+        self.sock
+            .set_read_timeout(t)
+            .map_err(|e| RuntimeError::io("configure", "shim socket", e))
     }
 
     /// A second handle on the same connection (e.g. one thread writes stdin
     /// while another reads output).
     pub fn try_clone(&self) -> Result<AttachStream> {
-        let sock = self.sock.try_clone().map_err(|e| RuntimeError::io("clone", "shim socket", e))?;
+        let sock = self
+            .sock
+            .try_clone()
+            .map_err(|e| RuntimeError::io("clone", "shim socket", e))?;
         Ok(AttachStream { sock })
     }
 
@@ -208,7 +234,10 @@ mod tests {
             Frame::Signal(15),
             Frame::Stdout(vec![0, 255]),
             Frame::Stderr(vec![]),
-            Frame::Exit { code: 137, oom_killed: true },
+            Frame::Exit {
+                code: 137,
+                oom_killed: true,
+            },
         ];
         let mut all = Vec::new();
         for f in &frames {

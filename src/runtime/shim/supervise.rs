@@ -68,11 +68,17 @@ impl Supervisor {
     /// records the exit and returns the frame sent to every client.
     pub fn run(mut self, on_exit: impl FnOnce(i32) -> Frame) {
         let _ = self.listener.set_nonblocking(true);
-        let mut st = LoopState { clients: Vec::new(), backlog: Vec::new(), attached: false, exit: None };
+        let mut st = LoopState {
+            clients: Vec::new(),
+            backlog: Vec::new(),
+            attached: false,
+            exit: None,
+        };
         loop {
             if let Some((_, t)) = st.exit {
                 let drained = self.outputs.is_empty() || t.elapsed() > DRAIN_AFTER_EXIT;
-                let delivered = !self.buffer_until_attach || st.attached || t.elapsed() > ATTACH_WAIT;
+                let delivered =
+                    !self.buffer_until_attach || st.attached || t.elapsed() > ATTACH_WAIT;
                 if drained && delivered {
                     break;
                 }
@@ -94,7 +100,13 @@ impl Supervisor {
 
     fn poll_once(&mut self, st: &mut LoopState) {
         let mut fds: Vec<libc::pollfd> = Vec::new();
-        let mut push = |fd: RawFd| fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        let mut push = |fd: RawFd| {
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+        };
         push(self.sigfd.as_raw_fd());
         push(self.listener.as_raw_fd());
         self.outputs.iter().for_each(|(f, _)| push(f.as_raw_fd()));
@@ -108,7 +120,9 @@ impl Supervisor {
         let ready = |i: usize| fds[i].revents != 0;
         // Indexes are taken before anything changes the lists.
         let base = 2;
-        let outs: Vec<usize> = (0..self.outputs.len()).filter(|i| ready(base + i)).collect();
+        let outs: Vec<usize> = (0..self.outputs.len())
+            .filter(|i| ready(base + i))
+            .collect();
         let cbase = base + self.outputs.len();
         let cls: Vec<usize> = (0..st.clients.len()).filter(|i| ready(cbase + i)).collect();
         if ready(0) {
@@ -145,7 +159,10 @@ impl Supervisor {
         while let Ok((sock, _)) = self.listener.accept() {
             let _ = sock.set_nonblocking(false);
             let _ = sock.set_write_timeout(Some(CLIENT_WRITE_TIMEOUT));
-            let mut c = Client { sock, buf: Vec::new() };
+            let mut c = Client {
+                sock,
+                buf: Vec::new(),
+            };
             if self.buffer_until_attach && !st.attached {
                 let _ = c.sock.write_all(&std::mem::take(&mut st.backlog));
             }

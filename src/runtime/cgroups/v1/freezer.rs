@@ -38,7 +38,10 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<()> {
             return Ok(());
         }
         if start.elapsed() > FREEZE_TIMEOUT {
-            return Err(RuntimeError::Shim(format!("{} did not reach {want}", file.display())));
+            return Err(RuntimeError::Shim(format!(
+                "{} did not reach {want}",
+                file.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -46,5 +49,7 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<()> {
 
 /// Whether the cgroup is frozen (or freezing).
 pub fn is_frozen(dir: &Path) -> bool {
-    read(&dir.join("freezer.state")).map(|s| s != "THAWED").unwrap_or(false)
+    read(&dir.join("freezer.state"))
+        .map(|s| s != "THAWED")
+        .unwrap_or(false)
 }

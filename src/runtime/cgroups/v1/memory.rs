@@ -31,13 +31,21 @@ impl CgroupController for Memory {
             }
             return Ok(());
         }
-        let value = if swap < 0 { "-1".to_string() } else { swap.to_string() };
+        let value = if swap < 0 {
+            "-1".to_string()
+        } else {
+            swap.to_string()
+        };
         write(&memsw, &value)
     }
 
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()> {
-        stats.memory_usage = read(&dir.join("memory.usage_in_bytes"))?.parse().unwrap_or(0);
-        let limit: u64 = read(&dir.join("memory.limit_in_bytes"))?.parse().unwrap_or(u64::MAX);
+        stats.memory_usage = read(&dir.join("memory.usage_in_bytes"))?
+            .parse()
+            .unwrap_or(0);
+        let limit: u64 = read(&dir.join("memory.limit_in_bytes"))?
+            .parse()
+            .unwrap_or(u64::MAX);
         stats.memory_limit = (limit < UNLIMITED).then_some(limit);
         Ok(())
     }

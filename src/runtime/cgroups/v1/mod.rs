@@ -19,16 +19,21 @@ const USED: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "devices"
 pub fn parse_mountinfo(text: &str) -> BTreeMap<String, PathBuf> {
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         let mut post = post.split_whitespace();
         if post.next() != Some("cgroup") {
             continue;
         }
-        let Some(mount_point) = pre.split_whitespace().nth(4) else { continue };
+        let Some(mount_point) = pre.split_whitespace().nth(4) else {
+            continue;
+        };
         let super_opts = post.nth(1).unwrap_or("");
         for opt in super_opts.split(',') {
             if USED.contains(&opt) {
-                out.entry(opt.to_string()).or_insert_with(|| PathBuf::from(mount_point));
+                out.entry(opt.to_string())
+                    .or_insert_with(|| PathBuf::from(mount_point));
             }
         }
     }
@@ -48,10 +53,15 @@ fn controller(name: &str) -> Option<Box<dyn CgroupController>> {
 }
 
 /// The directories of cgroup `rel`, grouping co-mounted controllers.
-pub fn dirs(mounts: &BTreeMap<String, PathBuf>, rel: &Path) -> Vec<(PathBuf, Vec<Box<dyn CgroupController>>)> {
+pub fn dirs(
+    mounts: &BTreeMap<String, PathBuf>,
+    rel: &Path,
+) -> Vec<(PathBuf, Vec<Box<dyn CgroupController>>)> {
     let mut out: Vec<(PathBuf, Vec<Box<dyn CgroupController>>)> = Vec::new();
     for name in USED {
-        let (Some(mount), Some(ctrl)) = (mounts.get(*name), controller(name)) else { continue };
+        let (Some(mount), Some(ctrl)) = (mounts.get(*name), controller(name)) else {
+            continue;
+        };
         let dir = mount.join(rel);
         match out.iter_mut().find(|(d, _)| *d == dir) {
             Some((_, ctrls)) => ctrls.push(ctrl),

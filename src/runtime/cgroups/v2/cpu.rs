@@ -41,7 +41,10 @@ impl CgroupController for Cpu {
             write(&dir.join("cpu.max"), &cpu_max(cpus))?;
         }
         if let Some(shares) = res.cpu_shares {
-            write(&dir.join("cpu.weight"), &shares_to_weight(shares).to_string())?;
+            write(
+                &dir.join("cpu.weight"),
+                &shares_to_weight(shares).to_string(),
+            )?;
         }
         Ok(())
     }

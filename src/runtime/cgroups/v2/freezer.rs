@@ -27,7 +27,10 @@ pub fn set_frozen(dir: &Path, frozen: bool) -> Result<()> {
     let start = Instant::now();
     while is_frozen(dir) != frozen {
         if start.elapsed() > FREEZE_TIMEOUT {
-            return Err(RuntimeError::Shim(format!("{} did not reach frozen={frozen}", dir.display())));
+            return Err(RuntimeError::Shim(format!(
+                "{} did not reach frozen={frozen}",
+                dir.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -16,7 +16,11 @@ const WANTED: &[&str] = &["cpu", "memory", "pids"];
 
 /// The v2 controllers.
 pub fn controllers() -> Vec<Box<dyn CgroupController>> {
-    vec![Box::new(memory::Memory), Box::new(cpu::Cpu), Box::new(pids::Pids)]
+    vec![
+        Box::new(memory::Memory),
+        Box::new(cpu::Cpu),
+        Box::new(pids::Pids),
+    ]
 }
 
 /// The `+ctrl ...` line enabling the wanted controllers among `available`
@@ -33,7 +37,10 @@ pub fn subtree_line(available: &str) -> String {
 /// Enables the wanted controllers from `root` down to the parent of `rel`.
 pub fn enable_controllers(root: &Path, rel: &Path) -> Result<()> {
     let mut dir = root.to_path_buf();
-    let parents: Vec<_> = rel.parent().map(|p| p.components().collect()).unwrap_or_default();
+    let parents: Vec<_> = rel
+        .parent()
+        .map(|p| p.components().collect())
+        .unwrap_or_default();
     for comp in std::iter::once(None).chain(parents.into_iter().map(Some)) {
         if let Some(c) = comp {
             dir.push(c);
@@ -53,7 +60,10 @@ mod tests {
 
     #[test]
     fn subtree_line_filters() {
-        assert_eq!(subtree_line("cpuset cpu io memory hugetlb pids rdma misc\n"), "+cpu +memory +pids");
+        assert_eq!(
+            subtree_line("cpuset cpu io memory hugetlb pids rdma misc\n"),
+            "+cpu +memory +pids"
+        );
         assert_eq!(subtree_line(""), "");
     }
 }
