@@ -257,8 +257,9 @@ mod tests {
         let env = vec!["PATH=/nonexistent".to_string()];
         let e = lookup("foo", &env).unwrap_err().to_string();
         assert_eq!(e, "exec: \"foo\": executable file not found in $PATH");
+        let f = tempfile::NamedTempFile::new().unwrap();
         assert!(matches!(
-            lookup("/etc/hostname", &env),
+            lookup(f.path().to_str().unwrap(), &env),
             Err(RuntimeError::StartFailed { exit_code: 126, .. })
         ));
         assert!(matches!(
