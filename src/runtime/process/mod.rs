@@ -6,11 +6,11 @@ pub mod caps;
 pub mod exec;
 pub mod rootfs;
 pub mod seccomp;
+pub mod tty;
 pub mod user;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 
@@ -18,16 +18,26 @@ use super::cgroups::Cgroup;
 use super::config::{CreateOptions, ExecOptions};
 use super::error::{Result, RuntimeError};
 
-/// The child's stdio: three fds that become 0, 1 and 2.
-pub struct ChildIo {
-    /// Becomes fd 0.
-    pub stdin: OwnedFd,
-    /// Becomes fd 1.
-    pub stdout: OwnedFd,
-    /// Becomes fd 2.
-    pub stderr: OwnedFd,
-    /// Host path of the pty slave when a tty was asked (stdio are that slave).
-    pub tty: Option<PathBuf>,
+/// The child's side of its stdio.
+pub enum ChildIo {
+    /// Three fds that become 0, 1 and 2.
+    Pipes {
+        /// Becomes fd 0.
+        stdin: OwnedFd,
+        /// Becomes fd 1.
+        stdout: OwnedFd,
+        /// Becomes fd 2.
+        stderr: OwnedFd,
+    },
+    /// Open a pty inside the container and send its master on `sock`.
+    Tty {
+        /// Unix socket to the shim.
+        sock: OwnedFd,
+        /// Initial window size.
+        size: Option<(u16, u16)>,
+    },
+    /// Already handed over (the shim's placeholder after fork).
+    Gone,
 }
 
 /// Exit code a child uses when it fails before `execve`, with its message
@@ -46,22 +56,24 @@ fn report_and_exit(report: OwnedFd, err: RuntimeError) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-fn setup_io(io: ChildIo) -> Result<()> {
-    for (fd, target) in [(&io.stdin, 0), (&io.stdout, 1), (&io.stderr, 2)] {
-        nix::unistd::dup2(fd.as_raw_fd(), target)
-            .map_err(|e| RuntimeError::sys("dup2 stdio", e))?;
-    }
-    nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
-    if io.tty.is_some() {
-        // SAFETY: TIOCSCTTY on fd 0 (the pty slave) takes an int argument.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err(RuntimeError::sys(
-                "set controlling terminal",
-                nix::Error::last(),
-            ));
+/// Installs the stdio; `console` binds a tty on /dev/console.
+fn setup_io(io: ChildIo, console: bool) -> Result<()> {
+    match io {
+        ChildIo::Pipes {
+            stdin,
+            stdout,
+            stderr,
+        } => {
+            for (fd, target) in [(&stdin, 0), (&stdout, 1), (&stderr, 2)] {
+                nix::unistd::dup2(fd.as_raw_fd(), target)
+                    .map_err(|e| RuntimeError::sys("dup2 stdio", e))?;
+            }
+            nix::unistd::setsid().map_err(|e| RuntimeError::sys("setsid", e))?;
+            Ok(())
         }
+        ChildIo::Tty { sock, size } => tty::setup_in_container(sock, size, console),
+        ChildIo::Gone => Err(RuntimeError::Shim("stdio already handed over".into())),
     }
-    Ok(())
 }
 
 /// Brings `lo` up in the current network namespace.
@@ -121,9 +133,9 @@ fn init_steps(opts: &CreateOptions, io: ChildIo, go: OwnedFd) -> Result<std::con
         None => loopback_up()?,
     }
     nix::unistd::sethostname(opts.hostname()).map_err(|e| RuntimeError::sys("sethostname", e))?;
-    let console = io.tty.clone();
-    setup_io(io)?;
-    rootfs::prepare_rootfs(opts, console.as_deref())?;
+    rootfs::prepare_rootfs(opts)?;
+    // After pivot_root: a tty is opened in the container's own devpts.
+    setup_io(io, true)?;
     let p = &opts.process;
     let set = caps::effective_set(&p.cap_add, &p.cap_drop, opts.privileged)?;
     let prepared = exec::prepare(p, &opts.hostname(), set, opts.privileged)?;
@@ -163,7 +175,7 @@ fn exec_steps(
     for (fd, flag) in ns {
         nix::sched::setns(fd, flag).map_err(|e| RuntimeError::sys(format!("setns {flag:?}"), e))?;
     }
-    setup_io(io)?;
+    setup_io(io, false)?;
     let mut p = x.process.clone();
     let mut env = c.process.env.clone();
     env.extend(p.env);

@@ -138,7 +138,7 @@ fn ensure_file(p: &Path) -> Result<()> {
     std::fs::write(p, b"").map_err(|e| RuntimeError::io("create", p, e))
 }
 
-fn mount_dev(root: &Path, privileged: bool, console: Option<&Path>) -> Result<()> {
+fn mount_dev(root: &Path, privileged: bool) -> Result<()> {
     let dev = root.join("dev");
     ensure_dir(&dev)?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
@@ -198,11 +198,6 @@ fn mount_dev(root: &Path, privileged: bool, console: Option<&Path>) -> Result<()
             std::os::unix::fs::symlink(target, &p)
                 .map_err(|e| RuntimeError::io("symlink", &p, e))?;
         }
-    }
-    if let Some(pts) = console {
-        let c = dev.join("console");
-        ensure_file(&c)?;
-        do_mount(&pts.to_string_lossy(), &c, None, MsFlags::MS_BIND, None)?;
     }
     Ok(())
 }
@@ -295,9 +290,8 @@ fn readonly_paths() -> Result<()> {
     Ok(())
 }
 
-/// Builds the root filesystem and pivots into it. `console` is the host path
-/// of the pty slave to bind on /dev/console.
-pub fn prepare_rootfs(opts: &CreateOptions, console: Option<&Path>) -> Result<()> {
+/// Builds the root filesystem and pivots into it.
+pub fn prepare_rootfs(opts: &CreateOptions) -> Result<()> {
     // Keep our mounts from propagating back to the host (and vice versa).
     mount(
         None::<&str>,
@@ -319,7 +313,7 @@ pub fn prepare_rootfs(opts: &CreateOptions, console: Option<&Path>) -> Result<()
         common | MsFlags::MS_RDONLY
     };
     do_mount("sysfs", &root.join("sys"), Some("sysfs"), sys_flags, None)?;
-    mount_dev(&root, opts.privileged, console)?;
+    mount_dev(&root, opts.privileged)?;
     bind_etc_files(opts, &root)?;
     pivot(&root)?;
     if !opts.privileged {

@@ -115,7 +115,7 @@ fn prepare_host_side(opts: &CreateOptions, cgroup: &Cgroup) -> Result<()> {
 fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
     prepare_host_side(opts, cgroup)?;
     let p = &opts.process;
-    let io = make_io(p.tty, p.open_stdin, p.console_size)?;
+    let mut io = make_io(p.tty, p.open_stdin, p.console_size)?;
     let listener = bind(&opts.dir.join(SOCKET_FILE))?;
     let log = LogWriter::open(&opts.dir.join(LOG_FILE))?;
     let sigfd = sigchld_fd()?;
@@ -133,7 +133,7 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
         }
         ForkResult::Parent { child } => child,
     };
-    drop((go_r, rep_w, io.child));
+    drop((go_r, rep_w));
     if let Err(e) = cgroup.add_pid(child.as_raw()) {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(child, None);
@@ -143,10 +143,12 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
     go.write_all(b"1")
         .map_err(|e| RuntimeError::io("write", "sync pipe", e))?;
     drop(go);
+    let io_ok = io.after_fork();
     if let Some((exit_code, message)) = read_child_report(rep_r) {
         let _ = nix::sys::wait::waitpid(child, None);
         return Err(RuntimeError::StartFailed { message, exit_code });
     }
+    check_io(io_ok, child)?;
     record_started(&opts.dir.join(STARTED_FILE), child)?;
     tracing::info!(container_id = %opts.id, pid = child.as_raw(), "container started");
     Ok(Supervisor {
@@ -159,6 +161,18 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
         buffer_until_attach: false,
         sigfd,
     })
+}
+
+/// Fails (killing `child`) when the child's stdio could not be set up.
+pub(super) fn check_io(io_ok: Result<bool>, child: Pid) -> Result<()> {
+    let err = match io_ok {
+        Ok(true) => return Ok(()),
+        Ok(false) => RuntimeError::Shim("the process did not send its pty".into()),
+        Err(e) => e,
+    };
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    let _ = nix::sys::wait::waitpid(child, None);
+    Err(err)
 }
 
 /// Writes the started record of `pid`.

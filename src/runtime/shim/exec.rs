@@ -10,7 +10,7 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 use nix::unistd::ForkResult;
 
-use super::container::{failure, record_started};
+use super::container::{check_io, failure, record_started};
 use super::io::make_io;
 use super::protocol::Frame;
 use super::supervise::Supervisor;
@@ -104,7 +104,7 @@ fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> 
     };
     let xdir = dir.join(EXEC_DIR);
     let p = &x.process;
-    let io = make_io(p.tty, p.open_stdin, p.console_size)?;
+    let mut io = make_io(p.tty, p.open_stdin, p.console_size)?;
     let listener = bind(&xdir.join(format!("{}.sock", x.id)))?;
     let ns = EXEC_NAMESPACES
         .iter()
@@ -133,11 +133,13 @@ fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> 
         }
         ForkResult::Parent { child } => child,
     };
-    drop((rep_w, io.child, ns));
+    drop((rep_w, ns));
+    let io_ok = io.after_fork();
     if let Some((exit_code, message)) = read_child_report(rep_r) {
         let _ = nix::sys::wait::waitpid(child, None);
         return Err(RuntimeError::StartFailed { message, exit_code });
     }
+    check_io(io_ok, child)?;
     record_started(&xdir.join(format!("{}.started.json", x.id)), child)?;
     Ok(Supervisor {
         pid: child,

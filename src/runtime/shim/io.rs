@@ -1,14 +1,15 @@
-//! The process's stdio as the shim holds it: a pty pair, or pipes.
+//! The process's stdio as the shim holds it: pipes, or a pty whose master
+//! arrives from the child over a socket once it opened it in the container.
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use super::log::Stream;
 use crate::runtime::error::{Result, RuntimeError};
-use crate::runtime::process::ChildIo;
+use crate::runtime::process::{tty, ChildIo};
 
 /// The shim's ends of the process's stdio.
 pub struct ShimIo {
@@ -20,6 +21,9 @@ pub struct ShimIo {
     pub stdin: Option<File>,
     /// The pty master, for resizes.
     pub master: Option<OwnedFd>,
+    /// The shim's end of the pty-passing socket, until the master arrived.
+    tty_sock: Option<OwnedFd>,
+    open_stdin: bool,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -31,56 +35,26 @@ fn dup(fd: &OwnedFd) -> Result<OwnedFd> {
         .map_err(|e| RuntimeError::io("dup", "stdio", e))
 }
 
-fn set_cloexec(fd: &OwnedFd) -> Result<()> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
-    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
-        .map_err(|e| RuntimeError::sys("set FD_CLOEXEC", e))?;
-    Ok(())
-}
-
 /// Sets the window size of a pty.
 pub fn resize(master: &OwnedFd, rows: u16, cols: u16) -> Result<()> {
-    let ws = libc::winsize {
-        ws_row: rows,
-        ws_col: cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCSWINSZ reads a winsize we own from a valid fd.
-    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) } < 0 {
-        return Err(RuntimeError::sys("resize tty", nix::Error::last()));
-    }
-    Ok(())
+    tty::resize(master, rows, cols)
 }
 
 fn pty(open_stdin: bool, size: Option<(u16, u16)>) -> Result<ShimIo> {
-    let pair = nix::pty::openpty(None, None).map_err(|e| RuntimeError::sys("openpty", e))?;
-    set_cloexec(&pair.master)?;
-    set_cloexec(&pair.slave)?;
-    if let Some((rows, cols)) = size {
-        resize(&pair.master, rows, cols)?;
-    }
-    let link = format!("/proc/self/fd/{}", pair.slave.as_raw_fd());
-    let slave_path: PathBuf =
-        std::fs::read_link(&link).map_err(|e| RuntimeError::io("read", link, e))?;
-    let child = ChildIo {
-        stdin: dup(&pair.slave)?,
-        stdout: dup(&pair.slave)?,
-        stderr: pair.slave,
-        tty: Some(slave_path),
-    };
-    // The shim always keeps a write end on a tty so that a later attach can
-    // type; stdin frames are only accepted when stdin is open.
-    let stdin = if open_stdin {
-        Some(File::from(dup(&pair.master)?))
-    } else {
-        None
-    };
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::Stream,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| RuntimeError::sys("socketpair", e))?;
     Ok(ShimIo {
-        child,
-        outputs: vec![(File::from(dup(&pair.master)?), Stream::Stdout)],
-        stdin,
-        master: Some(pair.master),
+        child: ChildIo::Tty { sock: theirs, size },
+        outputs: vec![],
+        stdin: None,
+        master: None,
+        tty_sock: Some(ours),
+        open_stdin,
     })
 }
 
@@ -94,11 +68,10 @@ fn pipes(open_stdin: bool) -> Result<ShimIo> {
         let null = File::open("/dev/null").map_err(|e| RuntimeError::io("open", "/dev/null", e))?;
         (OwnedFd::from(null), None)
     };
-    let child = ChildIo {
+    let child = ChildIo::Pipes {
         stdin: child_in,
         stdout: out_w,
         stderr: err_w,
-        tty: None,
     };
     let outputs = vec![
         (File::from(out_r), Stream::Stdout),
@@ -109,6 +82,8 @@ fn pipes(open_stdin: bool) -> Result<ShimIo> {
         outputs,
         stdin,
         master: None,
+        tty_sock: None,
+        open_stdin,
     })
 }
 
@@ -118,5 +93,30 @@ pub fn make_io(tty: bool, open_stdin: bool, size: Option<(u16, u16)>) -> Result<
         pty(open_stdin, size)
     } else {
         pipes(open_stdin)
+    }
+}
+
+impl ShimIo {
+    /// After the fork: drops the child's ends and, for a tty, waits for the
+    /// pty master. `Ok(false)` when the child went away without sending it.
+    pub fn after_fork(&mut self) -> Result<bool> {
+        // Replacing drops the child's ends held by the shim.
+        self.child = ChildIo::Gone;
+        let Some(sock) = self.tty_sock.take() else {
+            return Ok(true);
+        };
+        let Some(master) = tty::receive_master(&sock)? else {
+            return Ok(false);
+        };
+        // The shim always keeps a write end on a tty so that a later attach
+        // can type; stdin frames are only accepted when stdin is open.
+        self.outputs = vec![(File::from(dup(&master)?), Stream::Stdout)];
+        self.stdin = if self.open_stdin {
+            Some(File::from(dup(&master)?))
+        } else {
+            None
+        };
+        self.master = Some(master);
+        Ok(true)
     }
 }
