@@ -29,13 +29,15 @@ fn pid1_isolation_hostname_caps_fds() {
 
 #[test]
 fn masked_readonly_and_seccomp() {
-    let c = Ctr::sh(
+    let mut c = Ctr::sh(
         &name("sec"),
         "echo kcore=$(cat /proc/kcore 2>/dev/null | wc -c) keys=$(cat /proc/keys | wc -c) fw=$(ls /sys/firmware | wc -l); \
          echo 1 > /proc/sys/kernel/panic_on_oops && echo procsys=writable; \
          echo h > /proc/sysrq-trigger && echo sysrq=writable; touch /sys/x && echo sys=writable; \
-         unshare -U true && echo userns=allowed; echo done",
+         unshare -U true && echo userns=allowed; mknod /tmp/disk b 8 0 && head -c1 /tmp/disk >/dev/null && echo disk=readable; \
+         echo pidsmax=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max); touch /sys/fs/cgroup/x && echo cgroupfs=writable; echo done",
     );
+    c.opts.resources.pids_limit = Some(77);
     let (st, out, err) = c.run();
     assert_eq!(st.exit_code, Some(0), "{st:?} {out} {err}");
     assert!(out.contains("kcore=0 keys=0 fw=0"), "{out}");
@@ -44,6 +46,9 @@ fn masked_readonly_and_seccomp() {
     // unshare(CLONE_NEWUSER) needs no capability: only seccomp denies it.
     assert!(!out.contains("userns=allowed"), "{out}");
     assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(!out.contains("disk=readable"), "{out}");
+    // The container's own cgroup (cgroup namespace), read-only.
+    assert!(out.contains("pidsmax=77\n"), "{out}");
     assert!(out.contains("done"));
 }
 
@@ -337,6 +342,78 @@ fn many_lower_layers() {
     let (st, out, err) = c.run();
     assert_eq!(st.exit_code, Some(0), "{err}");
     assert_eq!(out, "L0\nL139\ntop-is-0\n");
+}
+
+#[test]
+fn joins_given_netns_and_restarts() {
+    let ns = name("amber-netns");
+    let ok = std::process::Command::new("ip")
+        .args(["netns", "add", &ns])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    struct NsGuard(String);
+    impl Drop for NsGuard {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", &self.0])
+                .status();
+        }
+    }
+    let _guard = NsGuard(ns.clone());
+    let path = std::path::PathBuf::from("/run/netns").join(&ns);
+    let mut c = Ctr::sh(
+        &name("netns"),
+        "readlink /proc/self/ns/net; echo run >> /runs; cat /runs | wc -l",
+    );
+    c.opts.netns = Some(path.clone());
+    let (st, out, err) = c.run();
+    assert_eq!(st.exit_code, Some(0), "{err}");
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&path).unwrap().ino();
+    assert!(out.starts_with(&format!("net:[{ino}]\n1\n")), "{out}");
+    // A second start of the exited container keeps its upper layer and log.
+    runtime::start(&c.opts).unwrap();
+    let st = runtime::wait(c.dir(), Duration::from_secs(20)).unwrap();
+    assert_eq!((st.status, st.exit_code), (Status::Exited, Some(0)));
+    assert!(
+        c.logs().0.ends_with(&format!("net:[{ino}]\n2\n")),
+        "{:?}",
+        c.logs()
+    );
+}
+
+#[test]
+fn cgroup_v2_core_on_this_host() {
+    // Hybrid hosts have a controller-less cgroup2 at /sys/fs/cgroup/unified:
+    // enough to exercise the v2 create/attach/freeze/destroy path for real.
+    let root = std::path::PathBuf::from("/sys/fs/cgroup/unified");
+    let on_v2 = matches!(runtime::cgroups::layout(), runtime::Layout::V2(_));
+    let root = if on_v2 {
+        std::path::PathBuf::from("/sys/fs/cgroup")
+    } else {
+        root
+    };
+    if !root.join("cgroup.controllers").exists() {
+        eprintln!("no cgroup2 mount: skipped");
+        return;
+    }
+    let parent = name("amber-test-v2");
+    let cg = runtime::Cgroup::with_layout(runtime::Layout::V2(root.clone()), &parent, "c");
+    cg.create().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    cg.add_pid(child.id() as i32).unwrap();
+    cg.set_frozen(true).unwrap();
+    assert!(cg.is_frozen());
+    cg.set_frozen(false).unwrap();
+    assert!(!cg.is_frozen());
+    cg.destroy().unwrap();
+    let _ = child.wait();
+    assert!(!cg.exists());
+    std::fs::remove_dir(root.join(&parent)).unwrap();
 }
 
 /// Not a test on its own: the child process of `shim_outlives_its_parent`.

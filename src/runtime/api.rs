@@ -61,21 +61,49 @@ pub struct ExecState {
     pub error: Option<String>,
 }
 
+/// Docker's fallback nameservers when the host has only local ones.
+const FALLBACK_DNS: &str = "nameserver 8.8.8.8\nnameserver 8.8.4.4\n";
+
+/// The host's resolv.conf without loopback nameservers, which cannot be
+/// reached from the container's network namespace (Docker does the same).
+pub fn container_resolv_conf(host: &str) -> String {
+    let is_local = |l: &str| {
+        let mut it = l.split_whitespace();
+        it.next() == Some("nameserver")
+            && it
+                .next()
+                .is_some_and(|a| a.starts_with("127.") || a == "::1")
+    };
+    let kept: Vec<&str> = host.lines().filter(|l| !is_local(l)).collect();
+    let mut out = kept.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    if !kept
+        .iter()
+        .any(|l| l.trim_start().starts_with("nameserver"))
+    {
+        out.push_str(FALLBACK_DNS);
+    }
+    out
+}
+
 fn write_default_etc_files(opts: &CreateOptions) -> Result<()> {
     let dir = &opts.dir;
     let hostname = opts.hostname();
     let hosts = format!(
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
     );
-    let resolv = std::fs::read("/etc/resolv.conf").unwrap_or_default();
+    let resolv =
+        container_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     for (name, data) in [
-        ("hostname", format!("{hostname}\n").into_bytes()),
-        ("hosts", hosts.into_bytes()),
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
         ("resolv.conf", resolv),
     ] {
         let p = dir.join(name);
         if !p.exists() {
-            write_atomic(&p, &data)?;
+            write_atomic(&p, data.as_bytes())?;
         }
     }
     Ok(())
@@ -150,14 +178,20 @@ fn report_result(rep: StartReport) -> Result<(i32, i32)> {
 pub fn start(opts: &CreateOptions) -> Result<Started> {
     opts.validate()?;
     std::fs::create_dir_all(&opts.dir).map_err(|e| RuntimeError::io("create", &opts.dir, e))?;
-    if opts.dir.join(state::STARTED_FILE).exists() {
-        return Err(RuntimeError::WrongState {
-            id: opts.id.clone(),
-            state: "started".into(),
-            what: "start again".into(),
-        });
+    if opts.dir.join(CONFIG_FILE).exists() {
+        let st = state(&opts.dir)?;
+        if matches!(st.status, Status::Running | Status::Paused) {
+            return Err(RuntimeError::WrongState {
+                id: opts.id.clone(),
+                state: "running".into(),
+                what: "start".into(),
+            });
+        }
     }
-    let _ = std::fs::remove_file(opts.dir.join(state::EXIT_FILE));
+    // A restart: the previous run's records go, its log stays (as Docker's).
+    for f in [state::STARTED_FILE, state::EXIT_FILE] {
+        let _ = std::fs::remove_file(opts.dir.join(f));
+    }
     write_default_etc_files(opts)?;
     write_json(&opts.dir.join(CONFIG_FILE), opts)?;
     let dir = opts.dir.to_string_lossy().into_owned();
@@ -355,4 +389,22 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
     }
     let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_filtering() {
+        assert_eq!(
+            container_resolv_conf("nameserver 127.0.0.53\nsearch lan\n"),
+            "search lan\nnameserver 8.8.8.8\nnameserver 8.8.4.4\n"
+        );
+        assert_eq!(
+            container_resolv_conf("nameserver 10.0.0.1\n"),
+            "nameserver 10.0.0.1\n"
+        );
+        assert_eq!(container_resolv_conf(""), FALLBACK_DNS);
+    }
 }

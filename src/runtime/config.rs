@@ -194,6 +194,9 @@ pub struct ExecOptions {
     pub process: ProcessConfig,
     /// Run privileged (all capabilities, no seccomp) like `docker exec --privileged`.
     pub privileged: bool,
+    /// Nobody will attach (`docker exec -d`): output is discarded instead of
+    /// being held until the first client attaches.
+    pub detach: bool,
     /// The `amber` binary that runs the shim (default `std::env::current_exe()`).
     pub shim_exe: Option<PathBuf>,
 }

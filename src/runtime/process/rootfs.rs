@@ -5,12 +5,14 @@
 //! Every mount here lives only in the container's mount namespace, so the
 //! host's mount table never sees them and they vanish with the namespace.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 
+use crate::runtime::cgroups::{self, Layout};
 use crate::runtime::config::CreateOptions;
 use crate::runtime::error::{Result, RuntimeError};
 
@@ -233,6 +235,53 @@ fn copy_host_devices(dev: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Mounts the container's cgroups (its cgroup namespace root) read-only
+/// at /sys/fs/cgroup, as Docker does: cgroup2 on v2 hosts, a tmpfs of v1
+/// hierarchies otherwise.
+fn mount_cgroupfs(root: &Path, privileged: bool) -> Result<()> {
+    let target = root.join("sys/fs/cgroup");
+    if !target.is_dir() {
+        return Ok(());
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let ro = if privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    let mounts = match cgroups::layout() {
+        Layout::V2(_) => return do_mount("cgroup", &target, Some("cgroup2"), flags | ro, None),
+        Layout::V1(m) => m,
+    };
+    do_mount("tmpfs", &target, Some("tmpfs"), flags, Some("mode=755"))?;
+    let mut hierarchies: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
+    for (ctrl, mp) in mounts {
+        hierarchies.entry(mp.as_path()).or_default().push(ctrl);
+    }
+    for (mp, ctrls) in hierarchies {
+        let Some(name) = mp.file_name() else { continue };
+        let dir = target.join(name);
+        ensure_dir(&dir)?;
+        do_mount(
+            "cgroup",
+            &dir,
+            Some("cgroup"),
+            flags | ro,
+            Some(&ctrls.join(",")),
+        )?;
+    }
+    if !privileged {
+        do_mount(
+            "tmpfs",
+            &target,
+            None,
+            flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
 fn bind_etc_files(opts: &CreateOptions, root: &Path) -> Result<()> {
     for name in ETC_FILES {
         let src = opts.dir.join(name);
@@ -313,6 +362,7 @@ pub fn prepare_rootfs(opts: &CreateOptions) -> Result<()> {
         common | MsFlags::MS_RDONLY
     };
     do_mount("sysfs", &root.join("sys"), Some("sysfs"), sys_flags, None)?;
+    mount_cgroupfs(&root, opts.privileged)?;
     mount_dev(&root, opts.privileged)?;
     bind_etc_files(opts, &root)?;
     pivot(&root)?;

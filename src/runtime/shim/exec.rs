@@ -148,7 +148,7 @@ fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> 
         master: io.master,
         listener,
         log: None,
-        buffer_until_attach: true,
+        buffer_until_attach: !x.detach,
         sigfd,
     })
 }
