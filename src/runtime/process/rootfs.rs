@@ -140,6 +140,29 @@ fn ensure_file(p: &Path) -> Result<()> {
     std::fs::write(p, b"").map_err(|e| RuntimeError::io("create", p, e))
 }
 
+/// Symlinks in /dev (Docker's set).
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("core", "/proc/kcore"),
+];
+
+/// (source, dir under /dev, fstype, data, extra flags) of the /dev sub-mounts.
+const DEV_MOUNTS: &[(&str, &str, &str, Option<&str>, bool)] = &[
+    (
+        "devpts",
+        "pts",
+        "devpts",
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        false,
+    ),
+    ("shm", "shm", "tmpfs", Some("mode=1777,size=65536k"), true),
+    ("mqueue", "mqueue", "mqueue", None, true),
+];
+
 fn mount_dev(root: &Path, privileged: bool) -> Result<()> {
     let dev = root.join("dev");
     ensure_dir(&dev)?;
@@ -162,39 +185,16 @@ fn mount_dev(root: &Path, privileged: bool) -> Result<()> {
     if privileged {
         copy_host_devices(&dev)?;
     }
-    for d in ["pts", "shm", "mqueue"] {
-        ensure_dir(&dev.join(d))?;
+    for (src, dir, fstype, data, nodev) in DEV_MOUNTS {
+        let target = dev.join(dir);
+        ensure_dir(&target)?;
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
+        if *nodev {
+            flags |= MsFlags::MS_NODEV;
+        }
+        do_mount(src, &target, Some(fstype), flags, *data)?;
     }
-    let noexec = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
-    do_mount(
-        "devpts",
-        &dev.join("pts"),
-        Some("devpts"),
-        noexec,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )?;
-    do_mount(
-        "shm",
-        &dev.join("shm"),
-        Some("tmpfs"),
-        noexec | MsFlags::MS_NODEV,
-        Some("mode=1777,size=65536k"),
-    )?;
-    do_mount(
-        "mqueue",
-        &dev.join("mqueue"),
-        Some("mqueue"),
-        noexec | MsFlags::MS_NODEV,
-        None,
-    )?;
-    for (link, target) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
-    ] {
+    for (link, target) in DEV_LINKS {
         let p = dev.join(link);
         if p.symlink_metadata().is_err() {
             std::os::unix::fs::symlink(target, &p)

@@ -80,66 +80,65 @@ fn arch() -> Result<TargetArch> {
     TargetArch::try_from(std::env::consts::ARCH).map_err(other)
 }
 
+/// Denied unless the process holds the capability.
+const CAP_GATED: &[(Capability, &[i64])] = &[
+    (Capability::CAP_SYS_ADMIN, SYS_ADMIN_ONLY),
+    (
+        Capability::CAP_SYS_MODULE,
+        &[
+            libc::SYS_init_module,
+            libc::SYS_finit_module,
+            libc::SYS_delete_module,
+        ],
+    ),
+    (
+        Capability::CAP_DAC_READ_SEARCH,
+        &[libc::SYS_open_by_handle_at],
+    ),
+    (
+        Capability::CAP_SYS_PTRACE,
+        &[
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+        ],
+    ),
+    (Capability::CAP_SYS_BOOT, &[libc::SYS_reboot]),
+    (
+        Capability::CAP_SYS_TIME,
+        &[
+            libc::SYS_settimeofday,
+            libc::SYS_clock_settime,
+            libc::SYS_adjtimex,
+        ],
+    ),
+];
+
+/// One rule per namespace flag: `clone` matches when any is set.
+fn clone_ns_rules() -> Result<Vec<SeccompRule>> {
+    CLONE_NS_FLAGS
+        .iter()
+        .map(|f| {
+            let c =
+                SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(*f), *f)
+                    .map_err(other)?;
+            SeccompRule::new(vec![c]).map_err(other)
+        })
+        .collect()
+}
+
 fn eperm_rules(caps: &CapsHashSet) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    let gated = |cap: Capability, list: &[i64]| {
-        if caps.contains(&cap) {
-            vec![]
-        } else {
-            list.to_vec()
+    for nr in ALWAYS_DENIED {
+        rules.insert(*nr, vec![]);
+    }
+    for (_, list) in CAP_GATED.iter().filter(|(cap, _)| !caps.contains(cap)) {
+        for nr in *list {
+            rules.insert(*nr, vec![]);
         }
-    };
-    let denied = ALWAYS_DENIED
-        .iter()
-        .copied()
-        .chain(gated(Capability::CAP_SYS_ADMIN, SYS_ADMIN_ONLY))
-        .chain(gated(
-            Capability::CAP_SYS_MODULE,
-            &[
-                libc::SYS_init_module,
-                libc::SYS_finit_module,
-                libc::SYS_delete_module,
-            ],
-        ))
-        .chain(gated(
-            Capability::CAP_DAC_READ_SEARCH,
-            &[libc::SYS_open_by_handle_at],
-        ))
-        .chain(gated(
-            Capability::CAP_SYS_PTRACE,
-            &[
-                libc::SYS_ptrace,
-                libc::SYS_process_vm_readv,
-                libc::SYS_process_vm_writev,
-            ],
-        ))
-        .chain(gated(Capability::CAP_SYS_BOOT, &[libc::SYS_reboot]))
-        .chain(gated(
-            Capability::CAP_SYS_TIME,
-            &[
-                libc::SYS_settimeofday,
-                libc::SYS_clock_settime,
-                libc::SYS_adjtimex,
-            ],
-        ));
-    for nr in denied {
-        rules.insert(nr, vec![]);
     }
     if !caps.contains(&Capability::CAP_SYS_ADMIN) {
-        let per_flag = CLONE_NS_FLAGS
-            .iter()
-            .map(|f| {
-                let c = SeccompCondition::new(
-                    0,
-                    SeccompCmpArgLen::Qword,
-                    SeccompCmpOp::MaskedEq(*f),
-                    *f,
-                )
-                .map_err(other)?;
-                SeccompRule::new(vec![c]).map_err(other)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        rules.insert(libc::SYS_clone, per_flag);
+        rules.insert(libc::SYS_clone, clone_ns_rules()?);
     }
     let vsock = SeccompCondition::new(0, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, AF_VSOCK)
         .map_err(other)?;

@@ -32,6 +32,16 @@ pub fn resize(fd: &impl AsRawFd, rows: u16, cols: u16) -> Result<()> {
     Ok(())
 }
 
+/// Binds the pty slave `name` on /dev/console.
+fn bind_console(name: &str) -> Result<()> {
+    let c = Path::new("/dev/console");
+    if c.symlink_metadata().is_err() {
+        std::fs::write(c, b"").map_err(|e| RuntimeError::io("create", c, e))?;
+    }
+    mount(Some(name), c, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .map_err(sys("bind /dev/console"))
+}
+
 /// Opens a pty in the current `/dev/pts`, optionally binds its slave on
 /// `/dev/console`, sends the master over `sock` and makes the slave the
 /// caller's stdio and controlling terminal.
@@ -53,18 +63,7 @@ pub fn setup_in_container(sock: OwnedFd, size: Option<(u16, u16)>, console: bool
         resize(&master, rows, cols)?;
     }
     if console {
-        let c = Path::new("/dev/console");
-        if c.symlink_metadata().is_err() {
-            std::fs::write(c, b"").map_err(|e| RuntimeError::io("create", c, e))?;
-        }
-        mount(
-            Some(name.as_str()),
-            c,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(sys("bind /dev/console"))?;
+        bind_console(&name)?;
     }
     let fds = [master.as_raw_fd()];
     sendmsg::<()>(

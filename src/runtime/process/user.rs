@@ -49,6 +49,33 @@ fn group_entries(group: &str) -> impl Iterator<Item = (&str, u32, Vec<&str>)> {
     })
 }
 
+fn resolve_group(g: &str, group: &str) -> Result<u32> {
+    if let Ok(gid) = g.parse::<u32>() {
+        return Ok(gid);
+    }
+    group_entries(group)
+        .find(|(n, _, _)| *n == g)
+        .map(|(_, gid, _)| gid)
+        .ok_or_else(|| RuntimeError::StartFailed {
+            message: format!("unable to find group {g}: no matching entries in group file"),
+            exit_code: 126,
+        })
+}
+
+/// Groups listing the user (by name) as a member, except its primary group.
+fn supplementary_groups(uid: u32, gid: u32, passwd: &str, group: &str) -> Vec<u32> {
+    let Some(name) = passwd_entries(passwd)
+        .find(|e| e.uid == uid)
+        .map(|e| e.name)
+    else {
+        return vec![];
+    };
+    group_entries(group)
+        .filter(|(_, g, members)| members.contains(&name) && *g != gid)
+        .map(|(_, g, _)| g)
+        .collect()
+}
+
 /// Resolves a Docker `--user` value (`name`, `uid`, `name:group`, `uid:gid`,
 /// empty = root) with the texts of `/etc/passwd` and `/etc/group`.
 pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User> {
@@ -84,26 +111,9 @@ pub fn resolve(spec: Option<&str>, passwd: &str, group: &str) -> Result<User> {
         }
     };
     if let Some(g) = g.filter(|g| !g.is_empty()) {
-        user.gid = match g.parse::<u32>() {
-            Ok(gid) => gid,
-            Err(_) => group_entries(group)
-                .find(|(n, _, _)| *n == g)
-                .map(|(_, gid, _)| gid)
-                .ok_or_else(|| RuntimeError::StartFailed {
-                    message: format!("unable to find group {g}: no matching entries in group file"),
-                    exit_code: 126,
-                })?,
-        };
+        user.gid = resolve_group(g, group)?;
     }
-    let name = passwd_entries(passwd)
-        .find(|e| e.uid == user.uid)
-        .map(|e| e.name.to_string());
-    if let Some(name) = name {
-        user.groups = group_entries(group)
-            .filter(|(_, gid, members)| members.contains(&name.as_str()) && *gid != user.gid)
-            .map(|(_, gid, _)| gid)
-            .collect();
-    }
+    user.groups = supplementary_groups(user.uid, user.gid, passwd, group);
     Ok(user)
 }
 

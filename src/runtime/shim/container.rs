@@ -8,87 +8,42 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::io::make_io;
 use super::log::LogWriter;
-use super::protocol::Frame;
 use super::supervise::Supervisor;
 use super::{
-    bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport,
+    bind, detach, fail_start, now_rfc3339, read_child_report, record_exit, report_pipe,
+    report_started, sigchld_fd,
 };
 use crate::runtime::cgroups::Cgroup;
 use crate::runtime::config::{read_json, write_json, CreateOptions};
 use crate::runtime::error::{Result, RuntimeError};
 use crate::runtime::process::{self, rootfs};
 use crate::runtime::state::{
-    pid_start_ticks, ExitRecord, StartedRecord, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_LOG_FILE,
-    SHIM_PID_FILE, SOCKET_FILE, STARTED_FILE,
+    pid_start_ticks, StartedRecord, CONFIG_FILE, EXIT_FILE, LOG_FILE, SHIM_LOG_FILE, SHIM_PID_FILE,
+    SOCKET_FILE, STARTED_FILE,
 };
-
-/// Splits an error into a Docker-like message and exit code.
-pub(super) fn failure(e: RuntimeError) -> (String, i32) {
-    match e {
-        RuntimeError::StartFailed { message, exit_code } => (message, exit_code),
-        other => (other.to_string(), 126),
-    }
-}
 
 /// Runs the container shim; returns the shim's exit code.
 pub fn run(dir: &Path) -> Result<i32> {
     let opts: CreateOptions = read_json(&dir.join(CONFIG_FILE))?;
     detach()?;
-    let shim_pid = std::process::id() as i32;
-    std::fs::write(dir.join(SHIM_PID_FILE), shim_pid.to_string())
-        .map_err(|e| RuntimeError::io("write", dir.join(SHIM_PID_FILE), e))?;
+    let pid_file = dir.join(SHIM_PID_FILE);
+    std::fs::write(&pid_file, std::process::id().to_string())
+        .map_err(|e| RuntimeError::io("write", &pid_file, e))?;
     let cgroup = Cgroup::new(opts.cgroup_parent(), &opts.id);
     let shim_log = dir.join(SHIM_LOG_FILE);
     let sup = match launch(&opts, &cgroup) {
         Ok(sup) => sup,
         Err(e) => {
-            let (message, code) = failure(e);
-            tracing::info!(container_id = %opts.id, %message, "container failed to start");
+            tracing::info!(container_id = %opts.id, error = %e, "container failed to start");
             if let Err(e) = cgroup.destroy() {
                 eprintln!("amber shim: {e}");
             }
             let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
-            let rec = ExitRecord {
-                exit_code: code,
-                oom_killed: false,
-                finished_at: now_rfc3339(),
-                error: Some(message.clone()),
-            };
-            write_json(&dir.join(EXIT_FILE), &rec)?;
-            report(
-                &StartReport {
-                    pid: None,
-                    shim_pid,
-                    error: Some(message),
-                    exit_code: Some(code),
-                },
-                &shim_log,
-            );
-            return Ok(code);
+            return fail_start(e, &dir.join(EXIT_FILE), &shim_log);
         }
     };
-    report(
-        &StartReport {
-            pid: Some(sup.pid.as_raw()),
-            shim_pid,
-            error: None,
-            exit_code: None,
-        },
-        &shim_log,
-    );
-    sup.run(|code| {
-        let oom_killed = cgroup.oom_killed();
-        let rec = ExitRecord {
-            exit_code: code,
-            oom_killed,
-            finished_at: now_rfc3339(),
-            error: None,
-        };
-        if let Err(e) = write_json(&dir.join(EXIT_FILE), &rec) {
-            eprintln!("amber shim: {e}");
-        }
-        Frame::Exit { code, oom_killed }
-    });
+    report_started(sup.pid, &shim_log);
+    sup.run(|code| record_exit(&dir.join(EXIT_FILE), code, cgroup.oom_killed()));
     let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
     if let Err(e) = cgroup.destroy() {
         eprintln!("amber shim: {e}");

@@ -10,18 +10,18 @@ use std::path::Path;
 use nix::sched::CloneFlags;
 use nix::unistd::ForkResult;
 
-use super::container::{check_io, failure, record_started};
+use super::container::{check_io, record_started};
 use super::io::make_io;
-use super::protocol::Frame;
 use super::supervise::Supervisor;
 use super::{
-    bind, detach, now_rfc3339, read_child_report, report, report_pipe, sigchld_fd, StartReport,
+    bind, detach, fail_start, read_child_report, record_exit, report_pipe, report_started,
+    sigchld_fd,
 };
 use crate::runtime::cgroups::Cgroup;
-use crate::runtime::config::{read_json, write_json, CreateOptions, ExecOptions};
+use crate::runtime::config::{read_json, CreateOptions, ExecOptions};
 use crate::runtime::error::{Result, RuntimeError};
 use crate::runtime::process::{self, EXEC_NAMESPACES};
-use crate::runtime::state::{alive, records, ExitRecord, CONFIG_FILE, EXEC_DIR, SHIM_LOG_FILE};
+use crate::runtime::state::{alive, records, CONFIG_FILE, EXEC_DIR, SHIM_LOG_FILE};
 
 /// Runs an exec shim; returns the shim's exit code.
 pub fn run(dir: &Path, id: &str) -> Result<i32> {
@@ -29,56 +29,17 @@ pub fn run(dir: &Path, id: &str) -> Result<i32> {
     let xdir = dir.join(EXEC_DIR);
     let x: ExecOptions = read_json(&xdir.join(format!("{id}.json")))?;
     detach()?;
-    let shim_pid = std::process::id() as i32;
     let exit_file = xdir.join(format!("{id}.exit.json"));
+    let shim_log = dir.join(SHIM_LOG_FILE);
     let sup = match launch(dir, &c, &x) {
         Ok(sup) => sup,
         Err(e) => {
-            let (message, code) = failure(e);
-            let rec = ExitRecord {
-                exit_code: code,
-                oom_killed: false,
-                finished_at: now_rfc3339(),
-                error: Some(message.clone()),
-            };
-            write_json(&exit_file, &rec)?;
             let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
-            report(
-                &StartReport {
-                    pid: None,
-                    shim_pid,
-                    error: Some(message),
-                    exit_code: Some(code),
-                },
-                &dir.join(SHIM_LOG_FILE),
-            );
-            return Ok(code);
+            return fail_start(e, &exit_file, &shim_log);
         }
     };
-    report(
-        &StartReport {
-            pid: Some(sup.pid.as_raw()),
-            shim_pid,
-            error: None,
-            exit_code: None,
-        },
-        &dir.join(SHIM_LOG_FILE),
-    );
-    sup.run(|code| {
-        let rec = ExitRecord {
-            exit_code: code,
-            oom_killed: false,
-            finished_at: now_rfc3339(),
-            error: None,
-        };
-        if let Err(e) = write_json(&exit_file, &rec) {
-            eprintln!("amber shim: {e}");
-        }
-        Frame::Exit {
-            code,
-            oom_killed: false,
-        }
-    });
+    report_started(sup.pid, &shim_log);
+    sup.run(|code| record_exit(&exit_file, code, false));
     let _ = std::fs::remove_file(xdir.join(format!("{id}.sock")));
     Ok(0)
 }
@@ -90,36 +51,37 @@ fn open_ns(pid: i32, name: &str) -> Result<OwnedFd> {
         .map_err(|e| RuntimeError::io("open", p, e))
 }
 
-fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> {
-    let (started, exit) = records(dir)?;
-    let started = match (started, exit) {
-        (Some(s), None) if alive(s.pid, s.pid_start_ticks) => s,
-        _ => {
-            return Err(RuntimeError::WrongState {
-                id: c.id.clone(),
-                state: "not running".into(),
-                what: "exec".into(),
-            })
-        }
+/// Opens the namespaces of the running container and joins its pid namespace.
+fn open_target(dir: &Path, c: &CreateOptions) -> Result<Vec<(OwnedFd, CloneFlags)>> {
+    let not_running = |state: &str| RuntimeError::WrongState {
+        id: c.id.clone(),
+        state: state.into(),
+        what: "exec".into(),
     };
-    let xdir = dir.join(EXEC_DIR);
-    let p = &x.process;
-    let mut io = make_io(p.tty, p.open_stdin, p.console_size)?;
-    let listener = bind(&xdir.join(format!("{}.sock", x.id)))?;
+    let started = match records(dir)? {
+        (Some(s), None) if alive(s.pid, s.pid_start_ticks) => s,
+        _ => return Err(not_running("not running")),
+    };
     let ns = EXEC_NAMESPACES
         .iter()
         .map(|(name, flag)| Ok((open_ns(started.pid, name)?, *flag)))
         .collect::<Result<Vec<_>>>()?;
     let pidns = open_ns(started.pid, "pid")?;
+    // The fds could belong to a recycled pid: check again now that they are open.
     if !alive(started.pid, started.pid_start_ticks) {
-        return Err(RuntimeError::WrongState {
-            id: c.id.clone(),
-            state: "exited".into(),
-            what: "exec".into(),
-        });
+        return Err(not_running("exited"));
     }
     nix::sched::setns(pidns, CloneFlags::CLONE_NEWPID)
         .map_err(|e| RuntimeError::sys("join pid namespace", e))?;
+    Ok(ns)
+}
+
+fn launch(dir: &Path, c: &CreateOptions, x: &ExecOptions) -> Result<Supervisor> {
+    let xdir = dir.join(EXEC_DIR);
+    let p = &x.process;
+    let mut io = make_io(p.tty, p.open_stdin, p.console_size)?;
+    let listener = bind(&xdir.join(format!("{}.sock", x.id)))?;
+    let ns = open_target(dir, c)?;
     let sigfd = sigchld_fd()?;
     let (rep_r, rep_w) = report_pipe()?;
     let cgroup = Cgroup::new(c.cgroup_parent(), &c.id);

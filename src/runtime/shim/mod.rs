@@ -21,7 +21,9 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use serde::{Deserialize, Serialize};
 
+use super::config::write_json;
 use super::error::{Result, RuntimeError};
+use super::state::ExitRecord;
 
 /// Longest socket path used directly (sun_path holds 108 bytes).
 const MAX_SOCKET_PATH: usize = 100;
@@ -154,4 +156,63 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
     let _ = std::fs::remove_file(path);
     short_path(path, |p| std::os::unix::net::UnixListener::bind(p))
         .map_err(|e| RuntimeError::io("bind", path, e))
+}
+
+/// Splits an error into a Docker-like message and exit code.
+fn failure(e: RuntimeError) -> (String, i32) {
+    match e {
+        RuntimeError::StartFailed { message, exit_code } => (message, exit_code),
+        other => (other.to_string(), 126),
+    }
+}
+
+/// Records a start failure in `exit_file` and reports it to the caller.
+fn fail_start(e: RuntimeError, exit_file: &Path, shim_log: &Path) -> Result<i32> {
+    let (message, code) = failure(e);
+    let rec = ExitRecord {
+        exit_code: code,
+        oom_killed: false,
+        finished_at: now_rfc3339(),
+        error: Some(message.clone()),
+    };
+    write_json(exit_file, &rec)?;
+    let shim_pid = std::process::id() as i32;
+    report(
+        &StartReport {
+            pid: None,
+            shim_pid,
+            error: Some(message),
+            exit_code: Some(code),
+        },
+        shim_log,
+    );
+    Ok(code)
+}
+
+/// Reports a started process to the caller.
+fn report_started(pid: nix::unistd::Pid, shim_log: &Path) {
+    let shim_pid = std::process::id() as i32;
+    report(
+        &StartReport {
+            pid: Some(pid.as_raw()),
+            shim_pid,
+            error: None,
+            exit_code: None,
+        },
+        shim_log,
+    );
+}
+
+/// Records the exit in `exit_file` and returns the exit frame for clients.
+fn record_exit(exit_file: &Path, code: i32, oom_killed: bool) -> protocol::Frame {
+    let rec = ExitRecord {
+        exit_code: code,
+        oom_killed,
+        finished_at: now_rfc3339(),
+        error: None,
+    };
+    if let Err(e) = write_json(exit_file, &rec) {
+        eprintln!("amber shim: {e}");
+    }
+    protocol::Frame::Exit { code, oom_killed }
 }
