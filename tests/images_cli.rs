@@ -293,16 +293,32 @@ fn unwritable_data_root_is_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let ro = dir.path().join("ro");
     std::fs::create_dir(&ro).unwrap();
-    nix::mount::mount(Some("tmpfs"), &ro, Some("tmpfs"), nix::mount::MsFlags::MS_RDONLY, None::<&str>).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &ro,
+        Some("tmpfs"),
+        nix::mount::MsFlags::MS_RDONLY,
+        None::<&str>,
+    )
+    .unwrap();
     let _guard = Unmount(ro.clone());
     let sock = format!("unix://{}/d.sock", dir.path().display());
     let out = std::process::Command::new(common::amber_bin())
-        .args(["daemon", "--data-root", ro.join("root").to_str().unwrap(), "-H", &sock])
+        .args([
+            "daemon",
+            "--data-root",
+            ro.join("root").to_str().unwrap(),
+            "-H",
+            &sock,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
     let last = err.trim().lines().last().unwrap_or_default();
-    assert!(last.contains("failed to create data root") && last.contains("Read-only file system"), "{err}");
+    assert!(
+        last.contains("failed to create data root") && last.contains("Read-only file system"),
+        "{err}"
+    );
     assert!(!dir.path().join("d.sock").exists());
 }

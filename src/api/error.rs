@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use crate::engine::EngineError;
+use crate::runtime::RuntimeError;
 use crate::store::StoreError;
 use crate::types::api::ErrorBody;
 
@@ -35,6 +36,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status == StatusCode::NOT_MODIFIED {
+            return self.status.into_response();
+        }
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
@@ -51,7 +55,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let status = match &e {
-            StoreError::NoSuchImage(_) => StatusCode::NOT_FOUND,
+            StoreError::NoSuchImage(_) | StoreError::NoSuchContainer(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Ambiguous(_)
             | StoreError::Reference(_)
@@ -70,9 +74,33 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
             EngineError::Store(s) => s.into(),
+            EngineError::Runtime(r) => r.into(),
             EngineError::InvalidArgument(m) => ApiError::bad_request(m),
+            EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
+            EngineError::NotModified(m) => ApiError::new(StatusCode::NOT_MODIFIED, m),
+            EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::NotImplemented(m) => ApiError::new(StatusCode::NOT_IMPLEMENTED, m),
         }
+    }
+}
+
+impl From<RuntimeError> for ApiError {
+    fn from(e: RuntimeError) -> ApiError {
+        let status = match &e {
+            RuntimeError::StartFailed { .. } | RuntimeError::InvalidConfig(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            RuntimeError::WrongState { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = match &e {
+            // Docker's wording, which the docker CLI maps to exit codes 126/127.
+            RuntimeError::StartFailed { message, .. } => {
+                format!("failed to create task for container: unable to start container process: {message}: unknown")
+            }
+            _ => error_chain(&e),
+        };
+        ApiError::new(status, message)
     }
 }
 

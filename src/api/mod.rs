@@ -2,10 +2,13 @@
 //! SDKs work against amber) plus amber's own endpoints. One route table in
 //! this file, one handler file per resource; handlers hold no business logic.
 
+mod containers;
 mod error;
+mod exec;
 mod images;
 mod query;
 pub mod server;
+mod stream;
 mod system;
 mod version;
 
@@ -37,6 +40,31 @@ pub fn router(engine: Arc<Engine>) -> Router {
                 .post(images::post_sub)
                 .delete(images::delete),
         )
+        .route("/containers/create", post(containers::create))
+        .route("/containers/json", get(containers::list))
+        .route("/containers/prune", post(containers::prune))
+        .route("/containers/{id}/json", get(containers::inspect))
+        .route("/containers/{id}/start", post(containers::start))
+        .route("/containers/{id}/stop", post(containers::stop))
+        .route("/containers/{id}/restart", post(containers::restart))
+        .route("/containers/{id}/kill", post(containers::kill))
+        .route("/containers/{id}/pause", post(containers::pause))
+        .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/rename", post(containers::rename))
+        .route("/containers/{id}/wait", post(containers::wait))
+        .route("/containers/{id}/attach", post(containers::attach))
+        .route("/containers/{id}/resize", post(containers::resize))
+        .route("/containers/{id}/logs", get(containers::logs))
+        .route("/containers/{id}/top", get(containers::top))
+        .route("/containers/{id}/stats", get(containers::stats))
+        .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}",
+            axum::routing::delete(containers::remove),
+        )
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .with_state(engine)

@@ -3,7 +3,6 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context};
 use axum::extract::Request;
@@ -11,12 +10,14 @@ use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tower::Layer;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 
 /// The default API socket.
 pub const DEFAULT_SOCKET: &str = "/run/amber/amber.sock";
 /// The default data root.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/amber";
+/// How long a shutdown waits for open requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 /// Socket file mode: owner and group may connect.
 const SOCKET_MODE: u32 = 0o660;
 
@@ -27,6 +28,8 @@ pub struct DaemonOptions {
     pub data_root: PathBuf,
     /// Listen addresses (`unix:///path`).
     pub hosts: Vec<String>,
+    /// Cgroup parent of every container.
+    pub cgroup_parent: String,
 }
 
 /// Parse `unix:///path` (or a bare absolute path) into a socket path.
@@ -58,15 +61,19 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
         }
     }
-    let root = opts.data_root.clone();
-    let opened = tokio::task::spawn_blocking(move || Engine::open(&root)).await?;
+    let engine_opts = EngineOptions {
+        data_root: opts.data_root.clone(),
+        cgroup_parent: opts.cgroup_parent.clone(),
+    };
+    let opened = tokio::task::spawn_blocking(move || Engine::open(&engine_opts)).await?;
     let engine = match opened {
-        Ok(e) => Arc::new(e),
+        Ok(e) => e,
         Err(e) => {
             remove_sockets(&listeners);
             return Err(anyhow!(super::error_chain(&e)));
         }
     };
+    let socket_paths: Vec<PathBuf> = listeners.iter().map(|(_, p)| p.clone()).collect();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     for (listener, path) in listeners {
@@ -90,14 +97,30 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     wait_for_signal().await?;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
-    for t in tasks {
-        t.await??;
+    // Long requests (wait, logs -f, attach) would hold a graceful shutdown
+    // forever: give them a moment, then go. Containers keep running under
+    // their shims either way.
+    let all = futures_util::future::join_all(tasks);
+    match tokio::time::timeout(SHUTDOWN_GRACE, all).await {
+        Ok(results) => {
+            for r in results {
+                r??;
+            }
+        }
+        Err(_) => tracing::info!("open connections remain after the grace period; exiting anyway"),
     }
+    remove_paths(&socket_paths);
     Ok(())
 }
 
 fn remove_sockets(listeners: &[(UnixListener, PathBuf)]) {
     for (_, path) in listeners {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn remove_paths(paths: &[PathBuf]) {
+    for path in paths {
         let _ = std::fs::remove_file(path);
     }
 }

@@ -35,6 +35,7 @@ fn split_version(path: &str) -> Option<(&str, &str)> {
 /// Middleware run before routing.
 pub async fn negotiate(mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
     let mut version = ApiVersion::parse(API_VERSION);
     if let Some((ver, tail)) = split_version(&path) {
         let v = ApiVersion::parse(ver);

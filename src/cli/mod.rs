@@ -107,7 +107,10 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    let result = rt.block_on(dispatch(cli));
+    // Blocking work still running (a wait, a follow) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("{}", one_line(&e));

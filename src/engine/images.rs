@@ -105,7 +105,7 @@ impl Engine {
                 size: rec.size,
                 shared_size: -1,
                 labels: config.labels.clone().unwrap_or_default(),
-                containers: -1,
+                containers: self.containers_of(&rec.id),
             });
         }
         Ok(out)
@@ -188,6 +188,14 @@ impl Engine {
     pub fn tag_image(&self, source: &str, target: &Reference) -> Result<(), EngineError> {
         self.store.tag(source, &target.familiar())?;
         Ok(())
+    }
+
+    /// Containers per image, for `Containers` in `GET /images/json`.
+    fn containers_of(&self, id: &Digest) -> i64 {
+        self.store
+            .containers_using(id)
+            .map(|v| v.len() as i64)
+            .unwrap_or(-1)
     }
 
     /// `DELETE /images/{name}`.

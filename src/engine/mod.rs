@@ -1,17 +1,37 @@
 //! The engine: the one module that combines the store and the runtime, and
 //! owns the daemon's state. The API is a thin HTTP shell over it.
 //!
-//! Synchronous; the API calls it through `spawn_blocking`.
+//! Synchronous; the API calls it through `spawn_blocking`. Each running
+//! container has a monitor thread (waiting on its shim) that records exits,
+//! applies `--rm` and restart policies, and wakes `wait` callers.
 
+mod containers;
+mod exec;
 mod images;
+mod lifecycle;
+mod list;
+mod logs;
+mod observe;
+mod spec;
 mod system;
 
+pub use containers::{human_duration, shell_join, status_text, ContainerView};
+pub use exec::ExecRecord;
 pub use images::ImageFilters;
+pub use lifecycle::{ExitEvents, WaitCondition};
+pub use list::ListOptions;
+pub use logs::{parse_time, LogCursor, LogOptions};
+pub use spec::ContainerSpec;
 pub use system::docker_arch;
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use tokio::sync::watch;
+
+use crate::runtime::RuntimeError;
 use crate::store::{Store, StoreError};
 
 /// Errors of engine operations, with the kind the API maps to a status.
@@ -20,30 +40,65 @@ pub enum EngineError {
     /// The store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The runtime failed or refused.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
     /// Bad request parameters.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The operation conflicts with the object's state (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Nothing to do (304).
+    #[error("{0}")]
+    NotModified(String),
+    /// An object that does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
     /// A feature this version does not have.
     #[error("{0}")]
     NotImplemented(String),
+}
+
+/// How the engine is set up.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Data root.
+    pub data_root: PathBuf,
+    /// Cgroup parent of all containers (tests use a unique one).
+    pub cgroup_parent: String,
 }
 
 /// The engine's state.
 pub struct Engine {
     store: Store,
     data_root: PathBuf,
+    cgroup_parent: String,
     started: Instant,
+    /// Exit counters per container, for `wait`.
+    events: Mutex<HashMap<String, watch::Sender<ExitEvents>>>,
+    /// Containers with an attach request waiting for their start.
+    pending_attach: Mutex<HashSet<String>>,
+    /// Execs by ID.
+    execs: Mutex<HashMap<String, ExecRecord>>,
 }
 
 impl Engine {
-    /// Open the engine on a data root (taking its lock).
-    pub fn open(data_root: &Path) -> Result<Engine, EngineError> {
-        let store = Store::open(data_root)?;
-        Ok(Engine {
+    /// Open the engine on a data root (taking its lock), then find running
+    /// containers again and apply restart policies.
+    pub fn open(opts: &EngineOptions) -> Result<Arc<Engine>, EngineError> {
+        let store = Store::open(&opts.data_root)?;
+        let engine = Arc::new(Engine {
             store,
-            data_root: data_root.to_path_buf(),
+            data_root: opts.data_root.clone(),
+            cgroup_parent: opts.cgroup_parent.clone(),
             started: Instant::now(),
-        })
+            events: Mutex::new(HashMap::new()),
+            pending_attach: Mutex::new(HashSet::new()),
+            execs: Mutex::new(HashMap::new()),
+        });
+        engine.recover()?;
+        Ok(engine)
     }
 
     /// The store.
@@ -55,4 +110,10 @@ impl Engine {
     pub fn data_root(&self) -> &Path {
         &self.data_root
     }
+}
+
+/// Lock a mutex, keeping the data of a poisoned one (every critical section
+/// here leaves its map consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

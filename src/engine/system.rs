@@ -56,6 +56,14 @@ impl Engine {
     /// `GET /info`: Docker's system information document.
     pub fn info(&self) -> Result<Value, EngineError> {
         let images = self.store.list_images()?.len();
+        let mut counts = [0usize; 3];
+        for rec in self.store.list_containers()? {
+            match self.view_of(rec).map(|v| v.state.status) {
+                Ok(crate::runtime::Status::Running) => counts[0] += 1,
+                Ok(crate::runtime::Status::Paused) => counts[1] += 1,
+                _ => counts[2] += 1,
+            }
+        }
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -67,7 +75,8 @@ impl Engine {
             .unwrap_or(1);
         Ok(json!({
             "ID": host,
-            "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+            "Containers": counts.iter().sum::<usize>(), "ContainersRunning": counts[0],
+            "ContainersPaused": counts[1], "ContainersStopped": counts[2],
             "Images": images,
             "Driver": "overlay2",
             "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]],

@@ -96,6 +96,10 @@ pub struct CreateOptions {
     pub netns: Option<PathBuf>,
     /// The `amber` binary that runs the shim (default `std::env::current_exe()`).
     pub shim_exe: Option<PathBuf>,
+    /// Hold output in the shim until the first client attaches (an attach
+    /// was requested before start, as `docker run` does), so none is lost.
+    #[serde(default)]
+    pub hold_output_until_attach: bool,
 }
 
 impl CreateOptions {

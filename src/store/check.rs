@@ -37,6 +37,14 @@ impl Store {
                 layers::remove_visible(&self.tmp, &layer_root.join(&name))?;
             }
         }
+        let known = self.column_set("SELECT id FROM containers")?;
+        let dir = self.root.join("containers");
+        for name in read_dir_names(&dir)? {
+            if !known.contains(&name) {
+                tracing::info!(path = %dir.join(&name).display(), "removing orphaned container directory");
+                layers::remove_visible(&self.tmp, &dir.join(&name))?;
+            }
+        }
         Ok(())
     }
 

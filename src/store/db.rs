@@ -40,6 +40,18 @@ const MIGRATIONS: &[&str] = &[
         created TEXT NOT NULL
      );
      CREATE INDEX tags_by_image ON tags(image_id);",
+    // 2: containers (their runtime state lives in files under containers/<id>/).
+    "CREATE TABLE containers (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        image_id TEXT NOT NULL REFERENCES images(id),
+        image_ref TEXT NOT NULL,
+        created TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        stopped_by_user INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE INDEX containers_by_image ON containers(image_id);",
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -132,7 +132,11 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             match ids.len() {
                 1 => return db_digest(&ids[0]),
-                2 => return Err(StoreError::Ambiguous(name.into())),
+                2 => {
+                    return Err(StoreError::Ambiguous(format!(
+                        "ambiguous image ID prefix {name:?}: it matches several images; give more digits"
+                    )))
+                }
                 _ => {}
             }
         }
@@ -243,8 +247,8 @@ impl Store {
             .ok()
             .map(|r| r.familiar())
             .filter(|t| rec.tags.contains(t));
-        let untag: Vec<String> = match by_tag {
-            Some(t) if !opts.force || rec.tags.len() > 1 => vec![t],
+        let untag: Vec<String> = match &by_tag {
+            Some(t) if !opts.force || rec.tags.len() > 1 => vec![t.clone()],
             _ => {
                 let repos: std::collections::BTreeSet<_> =
                     rec.tags.iter().map(|t| repo_of(t)).collect();
@@ -257,7 +261,21 @@ impl Store {
                 rec.tags.clone()
             }
         };
-        let delete_image = untag.len() == rec.tags.len();
+        let users = self.containers_using(&id)?;
+        let last_tags_go = untag.len() == rec.tags.len();
+        if last_tags_go && !users.is_empty() && !opts.force {
+            let what = match &by_tag {
+                Some(t) => format!("unable to remove repository reference \"{t}\""),
+                None => format!("unable to delete {}", id.short()),
+            };
+            return Err(StoreError::Conflict(format!(
+                "conflict: {what} (must force) - container {} is using its referenced image {}",
+                &users[0][..12.min(users[0].len())],
+                id.short()
+            )));
+        }
+        // An image that containers use survives a forced removal, untagged.
+        let delete_image = last_tags_go && users.is_empty();
         let mut out: Vec<DeleteItem> = untag
             .iter()
             .map(|t| DeleteItem {

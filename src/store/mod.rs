@@ -8,11 +8,13 @@
 
 mod blobs;
 mod check;
+mod containers;
 mod db;
 mod images;
 mod import;
 mod layers;
 
+pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};
 pub use import::ImportOptions;
 
@@ -35,8 +37,11 @@ pub enum StoreError {
     /// No image matches the name.
     #[error("No such image: {0}")]
     NoSuchImage(String),
+    /// No container matches the name.
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
     /// An ID prefix matches several images.
-    #[error("ambiguous image ID prefix {0:?}: it matches several images; give more digits")]
+    #[error("{0}")]
     Ambiguous(String),
     /// The request conflicts with the store's state (Docker's 409).
     #[error("{0}")]
@@ -91,7 +96,12 @@ impl Store {
         fs::create_dir_all(root).map_err(io("create data root", root))?;
         let lock = take_lock(root)?;
         let tmp = root.join("tmp");
-        for dir in [tmp.clone(), blobs::blob_dir(root), layers::layer_root(root)] {
+        for dir in [
+            tmp.clone(),
+            blobs::blob_dir(root),
+            layers::layer_root(root),
+            root.join("containers"),
+        ] {
             fs::create_dir_all(&dir).map_err(io("create", &dir))?;
         }
         let conn = db::open(&root.join(DB_FILE))?;

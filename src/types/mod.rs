@@ -4,6 +4,7 @@
 //! Pure data; no I/O.
 
 pub mod api;
+pub mod container;
 mod digest;
 mod reference;
 

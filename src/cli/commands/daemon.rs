@@ -10,6 +10,9 @@ pub struct Args {
     /// Root of persistent state (images, layers, containers, database).
     #[arg(long, default_value = DEFAULT_DATA_ROOT)]
     pub data_root: PathBuf,
+    /// Cgroup parent of all containers.
+    #[arg(long, default_value = crate::runtime::DEFAULT_CGROUP_PARENT)]
+    pub cgroup_parent: String,
 }
 
 /// Run the daemon on the `-H` addresses (default `unix:///run/amber/amber.sock`).
@@ -22,6 +25,7 @@ pub async fn run(args: Args, hosts: Vec<String>) -> anyhow::Result<i32> {
     server::run(DaemonOptions {
         data_root: args.data_root,
         hosts,
+        cgroup_parent: args.cgroup_parent,
     })
     .await?;
     Ok(0)

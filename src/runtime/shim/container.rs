@@ -113,7 +113,7 @@ fn launch(opts: &CreateOptions, cgroup: &Cgroup) -> Result<Supervisor> {
         master: io.master,
         listener,
         log: Some(log),
-        buffer_until_attach: false,
+        buffer_until_attach: opts.hold_output_until_attach,
         sigfd,
     })
 }
