@@ -416,6 +416,31 @@ fn cgroup_v2_core_on_this_host() {
     std::fs::remove_dir(root.join(&parent)).unwrap();
 }
 
+#[test]
+fn delete_force_of_paused_container() {
+    let c = Ctr::new(&name("pausedel"), &["sleep", "60"]);
+    runtime::start(&c.opts).unwrap();
+    runtime::pause(c.dir()).unwrap();
+    let x = ExecOptions {
+        id: "x".into(),
+        process: ProcessConfig {
+            args: vec!["true".into()],
+            ..Default::default()
+        },
+        shim_exe: c.opts.shim_exe.clone(),
+        ..Default::default()
+    };
+    assert!(matches!(
+        runtime::exec(c.dir(), &x),
+        Err(RuntimeError::WrongState { .. })
+    ));
+    assert!(runtime::delete(c.dir(), false).is_err());
+    runtime::delete(c.dir(), true).unwrap();
+    let st = runtime::state(c.dir()).unwrap();
+    assert_eq!((st.status, st.exit_code), (Status::Exited, Some(137)));
+    assert!(!c.dir().join("rootfs").exists() && !c.dir().join("shim.sock").exists());
+}
+
 /// Not a test on its own: the child process of `shim_outlives_its_parent`.
 #[test]
 #[ignore]

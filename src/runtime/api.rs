@@ -291,6 +291,14 @@ pub fn exec(dir: &Path, x: &ExecOptions) -> Result<ExecStarted> {
         return Err(RuntimeError::InvalidConfig("no command specified".into()));
     }
     running_pid(dir, "exec")?;
+    if state(dir)?.status == Status::Paused {
+        // The process would freeze on entering the cgroup.
+        return Err(RuntimeError::WrongState {
+            id: config(dir)?.id,
+            state: "paused".into(),
+            what: "exec (unpause it first)".into(),
+        });
+    }
     let xdir = dir.join(EXEC_DIR);
     std::fs::create_dir_all(&xdir).map_err(|e| RuntimeError::io("create", &xdir, e))?;
     write_json(&xdir.join(format!("{}.json", x.id)), x)?;
@@ -381,11 +389,16 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
         nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
             .map_err(|e| RuntimeError::sys(format!("unmount {}", m.display()), e))?;
     }
-    for d in [LOWER_LINKS_DIR, ROOTFS_DIR] {
-        let p = dir.join(d);
-        if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(|e| RuntimeError::io("remove", &p, e))?;
-        }
+    let links = dir.join(LOWER_LINKS_DIR);
+    if links.exists() {
+        // Only symlinks: remove_dir_all does not follow them.
+        std::fs::remove_dir_all(&links).map_err(|e| RuntimeError::io("remove", &links, e))?;
+    }
+    // Never recursive: should the overlay be mounted, this fails instead of
+    // deleting the container's files.
+    let root = dir.join(ROOTFS_DIR);
+    if root.exists() {
+        std::fs::remove_dir(&root).map_err(|e| RuntimeError::io("remove", &root, e))?;
     }
     let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
     Ok(())
