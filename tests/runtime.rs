@@ -441,6 +441,42 @@ fn delete_force_of_paused_container() {
     assert!(!c.dir().join("rootfs").exists() && !c.dir().join("shim.sock").exists());
 }
 
+#[test]
+fn limits_are_applied() {
+    let mut c = Ctr::sh(
+        &name("limits"),
+        "cd /sys/fs/cgroup; cat cpu/cpu.cfs_quota_us 2>/dev/null || cat cpu.max; cat cpu/cpu.shares 2>/dev/null || cat cpu.weight; \
+         cat memory/memory.limit_in_bytes 2>/dev/null || cat memory.max",
+    );
+    c.opts.resources = Resources {
+        cpus: Some(0.5),
+        cpu_shares: Some(512),
+        memory: Some(64 << 20),
+        ..Default::default()
+    };
+    let (st, out, err) = c.run();
+    assert_eq!(st.exit_code, Some(0), "{err}");
+    let v2 = matches!(runtime::cgroups::layout(), runtime::Layout::V2(_));
+    let want = if v2 {
+        "50000 100000\n20\n67108864\n"
+    } else {
+        "50000\n512\n67108864\n"
+    };
+    assert_eq!(out, want);
+    let mut bad = Ctr::new(&name("badshares"), &["true"]);
+    bad.opts.resources.cpu_shares = Some(1);
+    assert!(matches!(
+        runtime::start(&bad.opts),
+        Err(RuntimeError::InvalidConfig(_))
+    ));
+    bad.opts.resources = Resources {
+        cpus: Some(1000.0),
+        ..Default::default()
+    };
+    let e = runtime::start(&bad.opts).unwrap_err().to_string();
+    assert!(e.contains("range of CPUs is from 0.01"), "{e}");
+}
+
 /// Not a test on its own: the child process of `shim_outlives_its_parent`.
 #[test]
 #[ignore]

@@ -216,3 +216,20 @@ fn record_exit(exit_file: &Path, code: i32, oom_killed: bool) -> protocol::Frame
     }
     protocol::Frame::Exit { code, oom_killed }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_socket_paths_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("shim.sock");
+        assert!(path.as_os_str().len() > 108);
+        let _listener = bind(&path).unwrap();
+        assert!(path.exists());
+        protocol::AttachStream::connect(&path).unwrap();
+    }
+}
