@@ -54,6 +54,12 @@ pub trait CgroupController {
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()>;
 }
 
+/// Whether containers get a device allow-list (the v1 `devices`
+/// controller); on v2 this runtime has none.
+pub fn has_device_control() -> bool {
+    matches!(layout(), Layout::V1(m) if m.contains_key("devices"))
+}
+
 /// Detects the layout once per process.
 pub fn layout() -> &'static Layout {
     static LAYOUT: OnceLock<Layout> = OnceLock::new();

@@ -98,16 +98,17 @@ fn mount_overlay(opts: &CreateOptions, target: &Path) -> Result<()> {
         opts.upper_dir.display(),
         opts.work_dir.display()
     );
-    do_mount(
-        "overlay",
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )
-    .map_err(|e| RuntimeError::StartFailed {
-        message: format!("failed to mount overlay: {e}"),
-        exit_code: 126,
+    // Without a device cgroup, device nodes shipped in image layers must be inert.
+    let flags = if opts.privileged || cgroups::has_device_control() {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_NODEV
+    };
+    do_mount("overlay", target, Some("overlay"), flags, Some(&data)).map_err(|e| {
+        RuntimeError::StartFailed {
+            message: format!("failed to mount overlay: {e}"),
+            exit_code: 126,
+        }
     })
 }
 
