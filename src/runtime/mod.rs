@@ -10,6 +10,7 @@ mod api;
 pub mod cgroups;
 pub mod config;
 pub mod error;
+pub mod oci;
 pub mod process;
 pub mod shim;
 pub mod state;
