@@ -229,6 +229,33 @@ fn stdin_pipe_forwarding() {
     assert_eq!(got.exit, Some((0, false)));
 }
 
+#[test]
+fn signals_through_the_socket_and_kill() {
+    let c = Ctr::sh(
+        &name("sig"),
+        "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.05; done",
+    );
+    runtime::start(&c.opts).unwrap();
+    let mut a = runtime::attach(c.dir()).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Wait until the trap is installed.
+    while !c.logs().0.contains("ready") {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    a.send(&Frame::Signal(libc_sigterm())).unwrap();
+    let got = a.collect().unwrap();
+    assert_eq!(got.exit, Some((9, false)));
+    assert!(String::from_utf8_lossy(&got.stdout).contains("got-term"));
+    assert!(matches!(
+        runtime::kill(c.dir(), runtime::Signal::SIGTERM),
+        Err(RuntimeError::WrongState { .. })
+    ));
+}
+
+fn libc_sigterm() -> i32 {
+    runtime::Signal::SIGTERM as i32
+}
+
 fn ns_links(pid: i32) -> String {
     ["pid", "net", "mnt", "uts", "ipc", "cgroup"]
         .iter()

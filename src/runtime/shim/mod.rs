@@ -63,8 +63,18 @@ pub fn short_path<T>(
     op(&PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name))
 }
 
+/// Closes every fd above 2 inherited from the caller: a daemon fd opened
+/// without close-on-exec (say, a listening socket) must not live on in a
+/// shim that outlives the daemon.
+fn close_inherited_fds() {
+    // SAFETY: called first thing in the shim sub-mode, when no code in this
+    // process owns an fd above 2.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
 /// Entry point of `amber shim ARGS...`.
 pub fn shim_main(args: Vec<String>) -> i32 {
+    close_inherited_fds();
     let res = match args
         .iter()
         .map(String::as_str)
