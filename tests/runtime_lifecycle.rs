@@ -177,6 +177,40 @@ fn exec_joins_namespaces_cgroup_and_security() {
         Err(RuntimeError::StartFailed { exit_code: 127, .. })
     ));
 
+    let detached = ExecOptions {
+        id: "e4".into(),
+        process: ProcessConfig {
+            args: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo hi > /tmp/detached; exit 4".into(),
+            ],
+            ..Default::default()
+        },
+        detach: true,
+        shim_exe: c.opts.shim_exe.clone(),
+        ..Default::default()
+    };
+    runtime::exec(c.dir(), &detached).unwrap();
+    let t0 = std::time::Instant::now();
+    while runtime::exec_state(c.dir(), "e4")
+        .unwrap()
+        .exit_code
+        .is_none()
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        runtime::exec_state(c.dir(), "e4").unwrap().exit_code,
+        Some(4)
+    );
+    // The exec wrote through the container's overlay into its upper dir.
+    assert_eq!(
+        std::fs::read_to_string(c.opts.upper_dir.join("tmp/detached")).unwrap(),
+        "hi\n"
+    );
+
     let s = runtime::stats(c.dir()).unwrap();
     assert!(
         s.pids_current >= 1 && s.pids_limit == Some(50) && s.memory_usage > 0,
