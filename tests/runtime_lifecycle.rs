@@ -250,6 +250,27 @@ fn delete_force_of_paused_container() {
     assert!(!c.dir().join("rootfs").exists() && !c.dir().join("shim.sock").exists());
 }
 
+#[test]
+fn delete_after_the_shim_died() {
+    let c = Ctr::new(&name("deadshim"), &["sleep", "60"]);
+    let started = runtime::start(&c.opts).unwrap();
+    let shim = nix::unistd::Pid::from_raw(started.shim_pid);
+    nix::sys::signal::kill(shim, runtime::Signal::SIGKILL).unwrap();
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(format!("/proc/{}/stat", started.shim_pid))
+        .is_ok_and(|s| !s.contains(") Z"))
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The container runs on without its supervisor.
+    let st = runtime::state(c.dir()).unwrap();
+    assert_eq!((st.status, st.pid), (Status::Running, Some(started.pid)));
+    runtime::delete(c.dir(), true).unwrap();
+    let st = runtime::state(c.dir()).unwrap();
+    assert_eq!((st.status, st.exit_code), (Status::Exited, None));
+}
+
 /// Not a test on its own: the child process of `shim_outlives_its_parent`.
 #[test]
 #[ignore]

@@ -381,8 +381,12 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
             )));
         }
     }
-    // The shim removes socket and cgroup when it finishes; give it a moment.
-    wait_until(Duration::from_secs(5), || !dir.join(SOCKET_FILE).exists());
+    // A live shim removes socket and cgroup when it finishes; give it a moment.
+    if let (Some(s), _) = state::records(dir)? {
+        wait_until(Duration::from_secs(5), || {
+            !alive(s.shim_pid, s.shim_start_ticks)
+        });
+    }
     let cg = Cgroup::new(c.cgroup_parent(), &c.id);
     cg.destroy()?;
     for m in host_mounts_under(dir).into_iter().rev() {
