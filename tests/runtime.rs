@@ -215,6 +215,45 @@ fn many_lower_layers() {
 }
 
 #[test]
+fn image_symlinks_cannot_reach_the_host() {
+    // /etc -> /root exists on the host and in the image: the /etc files must
+    // land in the container's /root, not the host's; /proc -> a path that
+    // exists nowhere must not be created on the host.
+    let host_files = ["/root/hostname", "/root/hosts", "/root/resolv.conf"];
+    assert!(
+        host_files.iter().all(|f| !std::path::Path::new(f).exists()),
+        "host has /root/hostname etc already"
+    );
+    let host_proc = std::path::PathBuf::from(format!("/amber-test-nowhere-{}", std::process::id()));
+    let mut c = Ctr::sh(
+        &name("symlinks"),
+        "cat /etc/hostname; ls /root; ls /proc/self/fd >/dev/null && echo proc-ok",
+    );
+    let evil = c.tmp.path().join("evil-layer");
+    std::fs::create_dir(&evil).unwrap();
+    std::os::unix::fs::symlink("/root", evil.join("etc")).unwrap();
+    std::os::unix::fs::symlink(&host_proc, evil.join("proc")).unwrap();
+    c.opts.lower_dirs.insert(0, evil);
+    let (st, out, err) = c.run();
+    assert_eq!(st.exit_code, Some(0), "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}-host\nhostname\nhosts\nresolv.conf\nproc-ok\n",
+            c.opts.id
+        )
+    );
+    assert!(
+        host_files.iter().all(|f| !std::path::Path::new(f).exists()),
+        "the rootfs setup wrote to the host's /root"
+    );
+    assert!(
+        !host_proc.exists(),
+        "the rootfs setup created a host directory"
+    );
+}
+
+#[test]
 fn joins_given_netns_and_restarts() {
     let ns = name("amber-netns");
     let ok = std::process::Command::new("ip")
