@@ -169,7 +169,7 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
 }
 
 /// Splits an error into a Docker-like message and exit code.
-fn failure(e: RuntimeError) -> (String, i32) {
+pub(super) fn failure(e: RuntimeError) -> (String, i32) {
     match e {
         RuntimeError::StartFailed { message, exit_code } => (message, exit_code),
         other => (other.to_string(), 126),
