@@ -211,9 +211,13 @@ fn exec_joins_namespaces_cgroup_and_security() {
         "hi\n"
     );
 
+    assert!(runtime::processes(c.dir()).unwrap().contains(&started.pid));
+    let mut res = c.opts.resources.clone();
+    res.pids_limit = Some(60);
+    runtime::update(c.dir(), &res).unwrap();
     let s = runtime::stats(c.dir()).unwrap();
     assert!(
-        s.pids_current >= 1 && s.pids_limit == Some(50) && s.memory_usage > 0,
+        s.pids_current >= 1 && s.pids_limit == Some(60) && s.memory_usage > 0,
         "{s:?}"
     );
     runtime::pause(c.dir()).unwrap();

@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::{Cgroup, Stats};
-use super::config::{read_json, write_atomic, write_json, CreateOptions, ExecOptions};
+use super::config::{read_json, write_atomic, write_json, CreateOptions, ExecOptions, Resources};
 use super::error::{Result, RuntimeError};
 use super::process::rootfs::{LOWER_LINKS_DIR, ROOTFS_DIR};
 use super::shim::protocol::AttachStream;
@@ -247,6 +247,24 @@ pub fn stats(dir: &Path) -> Result<Stats> {
     running_pid(dir, "read stats")?;
     let c = config(dir)?;
     Cgroup::new(c.cgroup_parent(), &c.id).stats()
+}
+
+/// Host pids of every process of a running container (for `top`).
+pub fn processes(dir: &Path) -> Result<Vec<i32>> {
+    running_pid(dir, "list processes")?;
+    let c = config(dir)?;
+    Cgroup::new(c.cgroup_parent(), &c.id).procs()
+}
+
+/// Changes the limits of a running container (`docker update`) and records
+/// them in `config.json` for later restarts.
+pub fn update(dir: &Path, res: &Resources) -> Result<()> {
+    res.validate()?;
+    running_pid(dir, "update")?;
+    let mut c = config(dir)?;
+    Cgroup::new(c.cgroup_parent(), &c.id).apply(res)?;
+    c.resources = res.clone();
+    write_json(&dir.join(CONFIG_FILE), &c)
 }
 
 /// Waits until the container exited (or `timeout` passed) and returns its state.

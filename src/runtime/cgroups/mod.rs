@@ -161,6 +161,15 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Host pids of every process in the cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.paths().into_iter().next() else {
+            return Ok(vec![]);
+        };
+        let text = read(&dir.join("cgroup.procs"))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
     /// Reads the usage numbers.
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = Stats::default();
