@@ -343,3 +343,23 @@ fn shim_outlives_its_parent() {
         .iter()
         .all(|r| r.time.len() == 30 && r.time.ends_with('Z')));
 }
+
+/// Not run by default: `cargo test --test runtime_lifecycle -- --ignored --nocapture timing`.
+#[test]
+#[ignore]
+fn timing_start_to_exit_of_true() {
+    let mut times = Vec::new();
+    for i in 0..10 {
+        let c = Ctr::new(&name(&format!("t{i}")), &["true"]);
+        let t0 = std::time::Instant::now();
+        runtime::start(&c.opts).unwrap();
+        let started = t0.elapsed();
+        runtime::wait(c.dir(), Duration::from_secs(10)).unwrap();
+        times.push((started, t0.elapsed()));
+    }
+    times.sort();
+    eprintln!(
+        "start (median): {:?}, start to recorded exit (median): {:?}",
+        times[5].0, times[5].1
+    );
+}
