@@ -196,7 +196,10 @@ pub fn start(opts: &CreateOptions) -> Result<Started> {
     write_json(&opts.dir.join(CONFIG_FILE), opts)?;
     let dir = opts.dir.to_string_lossy().into_owned();
     let rep = spawn_shim(&shim_exe(&opts.shim_exe)?, &["run", &dir], &opts.dir)?;
-    let (pid, shim_pid) = report_result(rep)?;
+    let (pid, shim_pid) = report_result(rep).inspect_err(|e| {
+        tracing::info!(container_id = %opts.id, error = %e, "container failed to start");
+    })?;
+    tracing::info!(container_id = %opts.id, pid, shim_pid, "container started");
     Ok(Started { pid, shim_pid })
 }
 
@@ -323,6 +326,7 @@ pub fn exec(dir: &Path, x: &ExecOptions) -> Result<ExecStarted> {
     let d = dir.to_string_lossy().into_owned();
     let rep = spawn_shim(&shim_exe(&x.shim_exe)?, &["exec", &d, &x.id], dir)?;
     let (pid, shim_pid) = report_result(rep)?;
+    tracing::info!(path = %dir.display(), exec_id = %x.id, pid, "exec started");
     Ok(ExecStarted {
         id: x.id.clone(),
         pid,
@@ -423,6 +427,7 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
         std::fs::remove_dir(&root).map_err(|e| RuntimeError::io("remove", &root, e))?;
     }
     let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+    tracing::info!(container_id = %c.id, "container deleted");
     Ok(())
 }
 
