@@ -322,7 +322,34 @@ fn cgroup_v2_core_on_this_host() {
     cg.destroy().unwrap();
     let _ = child.wait();
     assert!(!cg.exists());
+
+    // The eBPF device program: /dev/null allowed, a block device denied.
+    let cg = runtime::Cgroup::with_layout(runtime::Layout::V2(root.clone()), &parent, "d");
+    cg.create().unwrap();
+    cg.restrict_devices().unwrap();
+    let procs = cg.paths()[0].join("cgroup.procs");
+    let script = format!(
+        "echo $$ > {}; head -c0 /dev/null && echo null-ok; head -c0 /dev/loop0 2>/dev/null && echo loop-opened; echo end",
+        procs.display()
+    );
+    let before = std::process::Command::new("sh")
+        .args(["-c", "head -c0 /dev/loop0 && echo loop-opened"])
+        .output()
+        .unwrap();
+    let after = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    cg.destroy().unwrap();
     std::fs::remove_dir(root.join(&parent)).unwrap();
+    let after = String::from_utf8_lossy(&after.stdout);
+    eprintln!(
+        "device check: before={:?} after={after:?}",
+        String::from_utf8_lossy(&before.stdout)
+    );
+    if String::from_utf8_lossy(&before.stdout).contains("loop-opened") {
+        assert_eq!(after, "null-ok\nend\n");
+    }
 }
 
 #[test]

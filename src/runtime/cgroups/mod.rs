@@ -55,9 +55,12 @@ pub trait CgroupController {
 }
 
 /// Whether containers get a device allow-list (the v1 `devices`
-/// controller); on v2 this runtime has none.
+/// controller, or an eBPF program on v2).
 pub fn has_device_control() -> bool {
-    matches!(layout(), Layout::V1(m) if m.contains_key("devices"))
+    match layout() {
+        Layout::V1(m) => m.contains_key("devices"),
+        Layout::V2(_) => true,
+    }
 }
 
 /// Detects the layout once per process.
@@ -217,14 +220,15 @@ impl Cgroup {
         })
     }
 
-    /// Restricts device access to Docker's defaults (v1 `devices` only; v2
-    /// would need an eBPF program, which this runtime does not install).
+    /// Restricts device access to Docker's defaults: the v1 `devices`
+    /// files, or on v2 an eBPF device program attached to the cgroup.
     pub fn restrict_devices(&self) -> Result<()> {
         match &self.layout {
             Layout::V1(m) if m.contains_key("devices") => {
                 v1::devices::apply_default_rules(&self.v1_dir(m, "devices")?)
             }
-            _ => Ok(()),
+            Layout::V1(_) => Ok(()),
+            Layout::V2(root) => v2::devices::apply_default_rules(&root.join(&self.rel)),
         }
     }
 

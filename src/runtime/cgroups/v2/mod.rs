@@ -2,6 +2,7 @@
 //! through `cgroup.subtree_control` of each ancestor.
 
 pub mod cpu;
+pub mod devices;
 pub mod freezer;
 pub mod memory;
 pub mod pids;
