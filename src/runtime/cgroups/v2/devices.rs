@@ -1,9 +1,10 @@
 //! v2 device access control: cgroup v2 has no `devices` files; access is
 //! decided by an eBPF program of type `BPF_PROG_TYPE_CGROUP_DEVICE`
-//! attached to the cgroup (kernel `Documentation/bpf/prog_cgroup_device`?
-//! see `include/uapi/linux/bpf.h`, `struct bpf_cgroup_dev_ctx`). The
-//! program is generated from Docker's default allow-list: each rule is a
-//! block of compares that returns 1 (allow) on a match; the end returns 0.
+//! attached to the cgroup, which reads `struct bpf_cgroup_dev_ctx`
+//! (`include/uapi/linux/bpf.h`). The program is generated from Docker's
+//! default allow-list: each rule is a block of compares that returns 1
+//! (allow) on a match; falling off the end returns 0 (deny). No crate builds
+//! cgroup device programs, so the few instructions are encoded here.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
@@ -100,7 +101,7 @@ const RSH64_IMM: u8 = 0x77;
 const JNE_IMM: u8 = 0x55;
 const EXIT: u8 = 0x95;
 
-/// The instructions of one rule; `skip` jumps to the next rule's start.
+/// The instructions of one rule; a mismatch jumps to the next rule's start.
 fn rule_block(r: &DeviceRule) -> Vec<Insn> {
     // Compares first, each jumping over the rest of the block on mismatch.
     let mut cmps: Vec<(u8, i32)> = Vec::new();
