@@ -292,23 +292,38 @@ fn joins_given_netns_and_restarts() {
     );
 }
 
+/// Removes the v2 test cgroups (killing what is left in them) on drop.
+struct V2Guard(Vec<runtime::Cgroup>, std::path::PathBuf);
+
+impl Drop for V2Guard {
+    fn drop(&mut self) {
+        for cg in &self.0 {
+            let _ = cg.destroy();
+        }
+        let _ = std::fs::remove_dir(&self.1);
+    }
+}
+
 #[test]
 fn cgroup_v2_core_on_this_host() {
     // Hybrid hosts have a controller-less cgroup2 at /sys/fs/cgroup/unified:
-    // enough to exercise the v2 create/attach/freeze/destroy path for real.
-    let root = std::path::PathBuf::from("/sys/fs/cgroup/unified");
+    // enough to exercise the v2 create/attach/freeze/destroy path and the
+    // eBPF device program for real.
     let on_v2 = matches!(runtime::cgroups::layout(), runtime::Layout::V2(_));
-    let root = if on_v2 {
-        std::path::PathBuf::from("/sys/fs/cgroup")
+    let root = std::path::PathBuf::from(if on_v2 {
+        "/sys/fs/cgroup"
     } else {
-        root
-    };
+        "/sys/fs/cgroup/unified"
+    });
     if !root.join("cgroup.controllers").exists() {
         eprintln!("no cgroup2 mount: skipped");
         return;
     }
     let parent = name("amber-test-v2");
-    let cg = runtime::Cgroup::with_layout(runtime::Layout::V2(root.clone()), &parent, "c");
+    let v2 =
+        |leaf: &str| runtime::Cgroup::with_layout(runtime::Layout::V2(root.clone()), &parent, leaf);
+    let guard = V2Guard(vec![v2("c"), v2("d")], root.join(&parent));
+    let cg = &guard.0[0];
     cg.create().unwrap();
     let mut child = std::process::Command::new("sleep")
         .arg("30")
@@ -324,7 +339,7 @@ fn cgroup_v2_core_on_this_host() {
     assert!(!cg.exists());
 
     // The eBPF device program: /dev/null allowed, a block device denied.
-    let cg = runtime::Cgroup::with_layout(runtime::Layout::V2(root.clone()), &parent, "d");
+    let cg = &guard.0[1];
     cg.create().unwrap();
     cg.restrict_devices().unwrap();
     let procs = cg.paths()[0].join("cgroup.procs");
@@ -332,24 +347,21 @@ fn cgroup_v2_core_on_this_host() {
         "echo $$ > {}; head -c0 /dev/null && echo null-ok; head -c0 /dev/loop0 2>/dev/null && echo loop-opened; echo end",
         procs.display()
     );
-    let before = std::process::Command::new("sh")
-        .args(["-c", "head -c0 /dev/loop0 && echo loop-opened"])
-        .output()
-        .unwrap();
-    let after = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .unwrap();
-    cg.destroy().unwrap();
-    std::fs::remove_dir(root.join(&parent)).unwrap();
-    let after = String::from_utf8_lossy(&after.stdout);
-    eprintln!(
-        "device check: before={:?} after={after:?}",
-        String::from_utf8_lossy(&before.stdout)
-    );
-    if String::from_utf8_lossy(&before.stdout).contains("loop-opened") {
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = sh("head -c0 /dev/loop0 && echo loop-opened");
+    let after = sh(&script);
+    eprintln!("device check: before={before:?} after={after:?}");
+    if before.contains("loop-opened") {
         assert_eq!(after, "null-ok\nend\n");
     }
+    drop(guard);
+    assert!(!root.join(&parent).exists());
 }
 
 #[test]
