@@ -13,7 +13,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::cgroups::{Cgroup, Stats};
-use super::config::{read_json, write_atomic, write_json, CreateOptions, ExecOptions};
+use super::config::{read_json, write_atomic, write_json, CreateOptions, ExecOptions, Resources};
 use super::error::{Result, RuntimeError};
 use super::process::rootfs::{LOWER_LINKS_DIR, ROOTFS_DIR};
 use super::shim::protocol::AttachStream;
@@ -196,7 +196,10 @@ pub fn start(opts: &CreateOptions) -> Result<Started> {
     write_json(&opts.dir.join(CONFIG_FILE), opts)?;
     let dir = opts.dir.to_string_lossy().into_owned();
     let rep = spawn_shim(&shim_exe(&opts.shim_exe)?, &["run", &dir], &opts.dir)?;
-    let (pid, shim_pid) = report_result(rep)?;
+    let (pid, shim_pid) = report_result(rep).inspect_err(|e| {
+        tracing::info!(container_id = %opts.id, error = %e, "container failed to start");
+    })?;
+    tracing::info!(container_id = %opts.id, pid, shim_pid, "container started");
     Ok(Started { pid, shim_pid })
 }
 
@@ -249,6 +252,24 @@ pub fn stats(dir: &Path) -> Result<Stats> {
     Cgroup::new(c.cgroup_parent(), &c.id).stats()
 }
 
+/// Host pids of every process of a running container (for `top`).
+pub fn processes(dir: &Path) -> Result<Vec<i32>> {
+    running_pid(dir, "list processes")?;
+    let c = config(dir)?;
+    Cgroup::new(c.cgroup_parent(), &c.id).procs()
+}
+
+/// Changes the limits of a running container (`docker update`) and records
+/// them in `config.json` for later restarts.
+pub fn update(dir: &Path, res: &Resources) -> Result<()> {
+    res.validate()?;
+    running_pid(dir, "update")?;
+    let mut c = config(dir)?;
+    Cgroup::new(c.cgroup_parent(), &c.id).apply(res)?;
+    c.resources = res.clone();
+    write_json(&dir.join(CONFIG_FILE), &c)
+}
+
 /// Waits until the container exited (or `timeout` passed) and returns its state.
 pub fn wait(dir: &Path, timeout: Duration) -> Result<State> {
     let start = Instant::now();
@@ -291,12 +312,21 @@ pub fn exec(dir: &Path, x: &ExecOptions) -> Result<ExecStarted> {
         return Err(RuntimeError::InvalidConfig("no command specified".into()));
     }
     running_pid(dir, "exec")?;
+    if state(dir)?.status == Status::Paused {
+        // The process would freeze on entering the cgroup.
+        return Err(RuntimeError::WrongState {
+            id: config(dir)?.id,
+            state: "paused".into(),
+            what: "exec (unpause it first)".into(),
+        });
+    }
     let xdir = dir.join(EXEC_DIR);
     std::fs::create_dir_all(&xdir).map_err(|e| RuntimeError::io("create", &xdir, e))?;
     write_json(&xdir.join(format!("{}.json", x.id)), x)?;
     let d = dir.to_string_lossy().into_owned();
     let rep = spawn_shim(&shim_exe(&x.shim_exe)?, &["exec", &d, &x.id], dir)?;
     let (pid, shim_pid) = report_result(rep)?;
+    tracing::info!(path = %dir.display(), exec_id = %x.id, pid, "exec started");
     Ok(ExecStarted {
         id: x.id.clone(),
         pid,
@@ -373,21 +403,31 @@ pub fn delete(dir: &Path, force: bool) -> Result<()> {
             )));
         }
     }
-    // The shim removes socket and cgroup when it finishes; give it a moment.
-    wait_until(Duration::from_secs(5), || !dir.join(SOCKET_FILE).exists());
+    // A live shim removes socket and cgroup when it finishes; give it a moment.
+    if let (Some(s), _) = state::records(dir)? {
+        wait_until(Duration::from_secs(5), || {
+            !alive(s.shim_pid, s.shim_start_ticks)
+        });
+    }
     let cg = Cgroup::new(c.cgroup_parent(), &c.id);
     cg.destroy()?;
     for m in host_mounts_under(dir).into_iter().rev() {
         nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH)
             .map_err(|e| RuntimeError::sys(format!("unmount {}", m.display()), e))?;
     }
-    for d in [LOWER_LINKS_DIR, ROOTFS_DIR] {
-        let p = dir.join(d);
-        if p.exists() {
-            std::fs::remove_dir_all(&p).map_err(|e| RuntimeError::io("remove", &p, e))?;
-        }
+    let links = dir.join(LOWER_LINKS_DIR);
+    if links.exists() {
+        // Only symlinks: remove_dir_all does not follow them.
+        std::fs::remove_dir_all(&links).map_err(|e| RuntimeError::io("remove", &links, e))?;
+    }
+    // Never recursive: should the overlay be mounted, this fails instead of
+    // deleting the container's files.
+    let root = dir.join(ROOTFS_DIR);
+    if root.exists() {
+        std::fs::remove_dir(&root).map_err(|e| RuntimeError::io("remove", &root, e))?;
     }
     let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+    tracing::info!(container_id = %c.id, "container deleted");
     Ok(())
 }
 

@@ -138,11 +138,37 @@ impl CreateOptions {
                 self.lower_dirs.len()
             ));
         }
+        self.validate_paths()?;
         let parent = self.cgroup_parent();
         if parent.is_empty() || parent.split('/').any(|c| c.is_empty() || c == "..") {
             return bad(format!("invalid cgroup parent {parent:?}"));
         }
         self.resources.validate()
+    }
+}
+
+impl CreateOptions {
+    /// Paths must be absolute (the lower links are resolved from another
+    /// directory) and upper/work must not contain overlay's separators.
+    fn validate_paths(&self) -> Result<()> {
+        let all = [&self.dir, &self.upper_dir, &self.work_dir]
+            .into_iter()
+            .chain(self.lower_dirs.iter());
+        if let Some(p) = all.into_iter().find(|p| !p.is_absolute()) {
+            return Err(RuntimeError::InvalidConfig(format!(
+                "path {} is not absolute",
+                p.display()
+            )));
+        }
+        for p in [&self.upper_dir, &self.work_dir] {
+            if p.to_string_lossy().contains([',', ':']) {
+                return Err(RuntimeError::InvalidConfig(format!(
+                    "overlay dir {} contains ',' or ':'",
+                    p.display()
+                )));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,13 +10,14 @@ mod api;
 pub mod cgroups;
 pub mod config;
 pub mod error;
+pub mod oci;
 pub mod process;
 pub mod shim;
 pub mod state;
 
 pub use api::{
-    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, resume, start,
-    state, stats, wait, ExecStarted, ExecState, Started,
+    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, processes,
+    resume, start, state, stats, update, wait, ExecStarted, ExecState, Started,
 };
 pub use cgroups::{Cgroup, Layout, Stats};
 pub use config::{

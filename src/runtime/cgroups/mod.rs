@@ -54,6 +54,15 @@ pub trait CgroupController {
     fn stats(&self, dir: &Path, stats: &mut Stats) -> Result<()>;
 }
 
+/// Whether containers get a device allow-list (the v1 `devices`
+/// controller, or an eBPF program on v2).
+pub fn has_device_control() -> bool {
+    match layout() {
+        Layout::V1(m) => m.contains_key("devices"),
+        Layout::V2(_) => true,
+    }
+}
+
 /// Detects the layout once per process.
 pub fn layout() -> &'static Layout {
     static LAYOUT: OnceLock<Layout> = OnceLock::new();
@@ -155,6 +164,15 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Host pids of every process in the cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.paths().into_iter().next() else {
+            return Ok(vec![]);
+        };
+        let text = read(&dir.join("cgroup.procs"))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
     /// Reads the usage numbers.
     pub fn stats(&self) -> Result<Stats> {
         let mut stats = Stats::default();
@@ -202,14 +220,15 @@ impl Cgroup {
         })
     }
 
-    /// Restricts device access to Docker's defaults (v1 `devices` only; v2
-    /// would need an eBPF program, which this runtime does not install).
+    /// Restricts device access to Docker's defaults: the v1 `devices`
+    /// files, or on v2 an eBPF device program attached to the cgroup.
     pub fn restrict_devices(&self) -> Result<()> {
         match &self.layout {
             Layout::V1(m) if m.contains_key("devices") => {
                 v1::devices::apply_default_rules(&self.v1_dir(m, "devices")?)
             }
-            _ => Ok(()),
+            Layout::V1(_) => Ok(()),
+            Layout::V2(root) => v2::devices::apply_default_rules(&root.join(&self.rel)),
         }
     }
 

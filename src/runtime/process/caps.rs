@@ -40,16 +40,38 @@ fn grantable() -> CapsHashSet {
 }
 
 /// The capability set for a container process.
+///
+/// Without a device cgroup (cgroup v2: this runtime installs no eBPF device
+/// program) CAP_MKNOD leaves the default set, since nothing else would stop
+/// a container from creating and opening a host disk's node; an explicit
+/// `cap_add` still grants it.
 pub fn effective_set(
     cap_add: &[String],
     cap_drop: &[String],
     privileged: bool,
+) -> Result<CapsHashSet> {
+    set_for(
+        cap_add,
+        cap_drop,
+        privileged,
+        crate::runtime::cgroups::has_device_control(),
+    )
+}
+
+fn set_for(
+    cap_add: &[String],
+    cap_drop: &[String],
+    privileged: bool,
+    device_cgroup: bool,
 ) -> Result<CapsHashSet> {
     let all = grantable();
     if privileged {
         return Ok(all);
     }
     let mut set: CapsHashSet = DEFAULT_CAPS.iter().copied().collect();
+    if !device_cgroup {
+        set.remove(&Capability::CAP_MKNOD);
+    }
     for c in cap_add {
         if c.eq_ignore_ascii_case("ALL") {
             set.extend(all.iter().copied());
@@ -114,13 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn no_mknod_without_device_cgroup() {
+        assert!(!set_for(&[], &[], false, false)
+            .unwrap()
+            .contains(&Capability::CAP_MKNOD));
+        assert!(set_for(&["MKNOD".into()], &[], false, false)
+            .unwrap()
+            .contains(&Capability::CAP_MKNOD));
+        assert!(set_for(&[], &[], false, true)
+            .unwrap()
+            .contains(&Capability::CAP_MKNOD));
+    }
+
+    #[test]
     fn add_and_drop() {
-        let s = effective_set(&["net_admin".into()], &["CAP_CHOWN".into()], false).unwrap();
+        let s = set_for(&["net_admin".into()], &["CAP_CHOWN".into()], false, true).unwrap();
         assert!(s.contains(&Capability::CAP_NET_ADMIN));
         assert!(!s.contains(&Capability::CAP_CHOWN));
-        assert!(effective_set(&[], &["ALL".into()], false)
+        assert!(set_for(&[], &["ALL".into()], false, true)
             .unwrap()
             .is_empty());
-        assert!(effective_set(&["BOGUS".into()], &[], false).is_err());
+        assert!(set_for(&["BOGUS".into()], &[], false, true).is_err());
     }
 }

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::sched::CloneFlags;
 
 use super::cgroups::Cgroup;
-use super::config::{CreateOptions, ExecOptions};
+use super::config::{CreateOptions, ExecOptions, ProcessConfig};
 use super::error::{Result, RuntimeError};
 
 /// The child's side of its stdio.
@@ -111,6 +111,7 @@ fn join_netns(path: &std::path::Path) -> Result<()> {
 }
 
 fn init_steps(opts: &CreateOptions, io: ChildIo, go: OwnedFd) -> Result<std::convert::Infallible> {
+    no_dump()?;
     let mut byte = [0u8; 1];
     let mut go = std::fs::File::from(go);
     if go
@@ -161,6 +162,30 @@ pub const EXEC_NAMESPACES: &[(&str, CloneFlags)] = &[
     ("mnt", CloneFlags::CLONE_NEWNS),
 ];
 
+/// An exec'd process: the container's env plus its own; user, cwd, caps
+/// and rlimits default to the container's.
+fn exec_process(c: &ProcessConfig, x: &ProcessConfig) -> ProcessConfig {
+    let mut p = x.clone();
+    p.env = c.env.iter().chain(x.env.iter()).cloned().collect();
+    p.user = p.user.or_else(|| c.user.clone());
+    p.cwd = p.cwd.or_else(|| c.cwd.clone());
+    if p.cap_add.is_empty() && p.cap_drop.is_empty() {
+        p.cap_add = c.cap_add.clone();
+        p.cap_drop = c.cap_drop.clone();
+    }
+    if p.rlimits.is_empty() {
+        p.rlimits = c.rlimits.clone();
+    }
+    p
+}
+
+/// Makes this process non-dumpable until `execve`, so that container
+/// processes cannot open its `/proc/PID/exe` (the amber binary, CVE-2019-5736)
+/// or its fds while it enters the container.
+fn no_dump() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| RuntimeError::sys("clear dumpable", e))
+}
+
 fn exec_steps(
     c: &CreateOptions,
     x: &ExecOptions,
@@ -168,6 +193,7 @@ fn exec_steps(
     ns: Vec<(OwnedFd, CloneFlags)>,
     cgroup: &Cgroup,
 ) -> Result<std::convert::Infallible> {
+    no_dump()?;
     // "0" moves the writer itself; done before the mount namespace hides cgroupfs.
     for dir in cgroup.paths() {
         super::cgroups::write(&dir.join("cgroup.procs"), "0")?;
@@ -176,20 +202,7 @@ fn exec_steps(
         nix::sched::setns(fd, flag).map_err(|e| RuntimeError::sys(format!("setns {flag:?}"), e))?;
     }
     setup_io(io, false)?;
-    let mut p = x.process.clone();
-    let mut env = c.process.env.clone();
-    env.extend(p.env);
-    p.env = env;
-    if p.user.is_none() {
-        p.user = c.process.user.clone();
-    }
-    if p.cap_add.is_empty() && p.cap_drop.is_empty() {
-        p.cap_add = c.process.cap_add.clone();
-        p.cap_drop = c.process.cap_drop.clone();
-    }
-    if p.rlimits.is_empty() {
-        p.rlimits = c.process.rlimits.clone();
-    }
+    let p = exec_process(&c.process, &x.process);
     let privileged = c.privileged || x.privileged;
     let set = caps::effective_set(&p.cap_add, &p.cap_drop, privileged)?;
     let prepared = exec::prepare(&p, &c.hostname(), set, privileged)?;

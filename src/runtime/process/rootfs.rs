@@ -6,6 +6,7 @@
 //! host's mount table never sees them and they vanish with the namespace.
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -98,16 +99,17 @@ fn mount_overlay(opts: &CreateOptions, target: &Path) -> Result<()> {
         opts.upper_dir.display(),
         opts.work_dir.display()
     );
-    do_mount(
-        "overlay",
-        target,
-        Some("overlay"),
-        MsFlags::empty(),
-        Some(&data),
-    )
-    .map_err(|e| RuntimeError::StartFailed {
-        message: format!("failed to mount overlay: {e}"),
-        exit_code: 126,
+    // Without a device cgroup, device nodes shipped in image layers must be inert.
+    let flags = if opts.privileged || cgroups::has_device_control() {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_NODEV
+    };
+    do_mount("overlay", target, Some("overlay"), flags, Some(&data)).map_err(|e| {
+        RuntimeError::StartFailed {
+            message: format!("failed to mount overlay: {e}"),
+            exit_code: 126,
+        }
     })
 }
 
@@ -165,7 +167,7 @@ const DEV_MOUNTS: &[(&str, &str, &str, Option<&str>, bool)] = &[
 
 fn mount_dev(root: &Path, privileged: bool) -> Result<()> {
     let dev = root.join("dev");
-    ensure_dir(&dev)?;
+    mountpoint_dir(&dev)?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME;
     do_mount(
         "tmpfs",
@@ -282,23 +284,90 @@ fn mount_cgroupfs(root: &Path, privileged: bool) -> Result<()> {
     Ok(())
 }
 
-fn bind_etc_files(opts: &CreateOptions, root: &Path) -> Result<()> {
-    for name in ETC_FILES {
-        let src = opts.dir.join(name);
-        if !src.exists() {
-            continue;
-        }
-        let target = root.join("etc").join(name);
-        ensure_file(&target)?;
-        do_mount(
-            &src.to_string_lossy(),
-            &target,
-            None,
-            MsFlags::MS_BIND,
-            None,
-        )?;
+/// `open_tree(2)` flag: clone the mount (linux/mount.h).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount(2)` flag: the source is the fd itself (linux/mount.h).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+fn cpath(p: &Path) -> Result<std::ffi::CString> {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes())
+        .map_err(|_| RuntimeError::InvalidConfig(format!("NUL byte in {}", p.display())))
+}
+
+/// A detached bind mount of `path` (new mount API), which can be attached
+/// after `pivot_root` has hidden `path`.
+fn clone_tree(path: &Path) -> Result<OwnedFd> {
+    let c = cpath(path)?;
+    let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    // SAFETY: open_tree reads a valid NUL-terminated path and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(RuntimeError::sys(
+            format!("open_tree {}", path.display()),
+            nix::Error::last(),
+        ));
+    }
+    // SAFETY: the kernel just returned this fd and nothing else owns it.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
+}
+
+/// Attaches a tree from [`clone_tree`] at `target` (a final symlink is not followed).
+fn attach_tree(tree: &OwnedFd, target: &Path) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let t = cpath(target)?;
+    // SAFETY: move_mount reads two valid NUL-terminated paths; the fd is ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r < 0 {
+        return Err(RuntimeError::sys(
+            format!("move_mount on {}", target.display()),
+            nix::Error::last(),
+        ));
     }
     Ok(())
+}
+
+/// Detached bind mounts of the per-container /etc files, taken before
+/// `pivot_root` hides them.
+fn clone_etc_files(opts: &CreateOptions) -> Result<Vec<(&'static str, OwnedFd)>> {
+    let mut out = Vec::new();
+    for name in ETC_FILES {
+        let src = opts.dir.join(name);
+        if src.exists() {
+            out.push((*name, clone_tree(&src)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Attaches them on /etc/NAME. Runs after `pivot_root`, so that a symlinked
+/// /etc in the image resolves inside the container, never to a host path.
+fn bind_etc_files(trees: Vec<(&'static str, OwnedFd)>) -> Result<()> {
+    for (name, tree) in trees {
+        let target = Path::new("/etc").join(name);
+        ensure_file(&target)?;
+        attach_tree(&tree, &target)?;
+    }
+    Ok(())
+}
+
+/// A directory to mount on inside the rootfs; a symlink there (which would
+/// resolve against the host's root before `pivot_root`) is replaced.
+fn mountpoint_dir(p: &Path) -> Result<()> {
+    if p.symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        std::fs::remove_file(p).map_err(|e| RuntimeError::io("remove", p, e))?;
+    }
+    ensure_dir(p)
 }
 
 fn pivot(root: &Path) -> Result<()> {
@@ -353,9 +422,9 @@ pub fn prepare_rootfs(opts: &CreateOptions) -> Result<()> {
     let root = opts.dir.join(ROOTFS_DIR);
     mount_overlay(opts, &root)?;
     let common = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    ensure_dir(&root.join("proc"))?;
+    mountpoint_dir(&root.join("proc"))?;
     do_mount("proc", &root.join("proc"), Some("proc"), common, None)?;
-    ensure_dir(&root.join("sys"))?;
+    mountpoint_dir(&root.join("sys"))?;
     let sys_flags = if opts.privileged {
         common
     } else {
@@ -364,8 +433,9 @@ pub fn prepare_rootfs(opts: &CreateOptions) -> Result<()> {
     do_mount("sysfs", &root.join("sys"), Some("sysfs"), sys_flags, None)?;
     mount_cgroupfs(&root, opts.privileged)?;
     mount_dev(&root, opts.privileged)?;
-    bind_etc_files(opts, &root)?;
+    let etc_files = clone_etc_files(opts)?;
     pivot(&root)?;
+    bind_etc_files(etc_files)?;
     if !opts.privileged {
         mask_paths()?;
         readonly_paths()?;

@@ -146,7 +146,24 @@ fn eperm_rules(caps: &CapsHashSet) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
         libc::SYS_socket,
         vec![SeccompRule::new(vec![vsock]).map_err(other)?],
     );
-    Ok(rules)
+    Ok(with_x32_aliases(rules))
+}
+
+/// Bit that marks x32 system calls (same audit arch as x86_64).
+const X32_SYSCALL_BIT: i64 = 0x4000_0000;
+
+/// On x86_64 a deny-list must also match the x32 numbers of its calls,
+/// which share the x86_64 audit arch (i386 calls fail the filter's arch
+/// check and kill the process).
+fn with_x32_aliases(mut rules: BTreeMap<i64, Vec<SeccompRule>>) -> BTreeMap<i64, Vec<SeccompRule>> {
+    if cfg!(target_arch = "x86_64") {
+        let aliases: Vec<_> = rules
+            .iter()
+            .map(|(nr, r)| (nr | X32_SYSCALL_BIT, r.clone()))
+            .collect();
+        rules.extend(aliases);
+    }
+    rules
 }
 
 /// Builds the default filters for a process holding `caps`: the EPERM
@@ -195,5 +212,10 @@ mod tests {
         assert_eq!(default_filters(&admin).unwrap().len(), 1);
         assert!(eperm_rules(&none).unwrap().contains_key(&libc::SYS_mount));
         assert!(!eperm_rules(&admin).unwrap().contains_key(&libc::SYS_mount));
+        if cfg!(target_arch = "x86_64") {
+            assert!(eperm_rules(&none)
+                .unwrap()
+                .contains_key(&(libc::SYS_keyctl | X32_SYSCALL_BIT)));
+        }
     }
 }

@@ -35,10 +35,18 @@ pub fn run(dir: &Path) -> Result<i32> {
         Ok(sup) => sup,
         Err(e) => {
             tracing::info!(container_id = %opts.id, error = %e, "container failed to start");
-            if let Err(e) = cgroup.destroy() {
-                eprintln!("amber shim: {e}");
-            }
             let _ = std::fs::remove_file(dir.join(SOCKET_FILE));
+            // When the cleanup fails too, both are reported.
+            let e = match cgroup.destroy() {
+                Ok(()) => e,
+                Err(cleanup) => {
+                    let (message, exit_code) = super::failure(e);
+                    RuntimeError::StartFailed {
+                        message: format!("{message} (cleanup also failed: {cleanup})"),
+                        exit_code,
+                    }
+                }
+            };
             return fail_start(e, &dir.join(EXIT_FILE), &shim_log);
         }
     };

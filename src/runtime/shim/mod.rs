@@ -63,8 +63,18 @@ pub fn short_path<T>(
     op(&PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name))
 }
 
+/// Closes every fd above 2 inherited from the caller: a daemon fd opened
+/// without close-on-exec (say, a listening socket) must not live on in a
+/// shim that outlives the daemon.
+fn close_inherited_fds() {
+    // SAFETY: called first thing in the shim sub-mode, when no code in this
+    // process owns an fd above 2.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+}
+
 /// Entry point of `amber shim ARGS...`.
 pub fn shim_main(args: Vec<String>) -> i32 {
+    close_inherited_fds();
     let res = match args
         .iter()
         .map(String::as_str)
@@ -159,7 +169,7 @@ fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener> {
 }
 
 /// Splits an error into a Docker-like message and exit code.
-fn failure(e: RuntimeError) -> (String, i32) {
+pub(super) fn failure(e: RuntimeError) -> (String, i32) {
     match e {
         RuntimeError::StartFailed { message, exit_code } => (message, exit_code),
         other => (other.to_string(), 126),
@@ -215,4 +225,21 @@ fn record_exit(exit_file: &Path, code: i32, oom_killed: bool) -> protocol::Frame
         eprintln!("amber shim: {e}");
     }
     protocol::Frame::Exit { code, oom_killed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_socket_paths_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("d".repeat(60)).join("e".repeat(60));
+        std::fs::create_dir_all(&deep).unwrap();
+        let path = deep.join("shim.sock");
+        assert!(path.as_os_str().len() > 108);
+        let _listener = bind(&path).unwrap();
+        assert!(path.exists());
+        protocol::AttachStream::connect(&path).unwrap();
+    }
 }

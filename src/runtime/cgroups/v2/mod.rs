@@ -2,6 +2,7 @@
 //! through `cgroup.subtree_control` of each ancestor.
 
 pub mod cpu;
+pub mod devices;
 pub mod freezer;
 pub mod memory;
 pub mod pids;
@@ -23,12 +24,15 @@ pub fn controllers() -> Vec<Box<dyn CgroupController>> {
     ]
 }
 
-/// The `+ctrl ...` line enabling the wanted controllers among `available`
-/// (the content of a `cgroup.controllers` file).
-pub fn subtree_line(available: &str) -> String {
+/// The `+ctrl ...` line enabling the wanted controllers that are
+/// `available` (a `cgroup.controllers` text) and not yet `enabled` (a
+/// `cgroup.subtree_control` text). Writing only the missing ones keeps an
+/// already delegated tree working where enabling again would fail.
+pub fn subtree_line(available: &str, enabled: &str) -> String {
+    let on: Vec<&str> = enabled.split_whitespace().collect();
     available
         .split_whitespace()
-        .filter(|c| WANTED.contains(c))
+        .filter(|c| WANTED.contains(c) && !on.contains(c))
         .map(|c| format!("+{c}"))
         .collect::<Vec<_>>()
         .join(" ")
@@ -46,7 +50,8 @@ pub fn enable_controllers(root: &Path, rel: &Path) -> Result<()> {
             dir.push(c);
             std::fs::create_dir_all(&dir).map_err(|e| super::cg_err("create", &dir, e))?;
         }
-        let line = subtree_line(&read(&dir.join("cgroup.controllers"))?);
+        let enabled = read(&dir.join("cgroup.subtree_control")).unwrap_or_default();
+        let line = subtree_line(&read(&dir.join("cgroup.controllers"))?, &enabled);
         if !line.is_empty() {
             write(&dir.join("cgroup.subtree_control"), &line)?;
         }
@@ -60,10 +65,9 @@ mod tests {
 
     #[test]
     fn subtree_line_filters() {
-        assert_eq!(
-            subtree_line("cpuset cpu io memory hugetlb pids rdma misc\n"),
-            "+cpu +memory +pids"
-        );
-        assert_eq!(subtree_line(""), "");
+        let all = "cpuset cpu io memory hugetlb pids rdma misc\n";
+        assert_eq!(subtree_line(all, ""), "+cpu +memory +pids");
+        assert_eq!(subtree_line(all, "cpu io memory\n"), "+pids");
+        assert_eq!(subtree_line("", ""), "");
     }
 }
