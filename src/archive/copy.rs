@@ -446,6 +446,9 @@ impl<W: Write> TarWriter<W> {
         self.append(h, &prefix, None, io::empty())?;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
         let fd = openat(dir, name, flags).map_err(walk_err("open directory", arc))?;
+        if is_kernel_fs(&fd) {
+            return Ok(());
+        }
         let mut d = Dir::from(fd).map_err(walk_err("read directory", arc))?;
         let names = read_names(&mut d).map_err(walk_err("read directory", arc))?;
         for child in names {
@@ -537,6 +540,24 @@ impl<W: Write> TarWriter<W> {
         let data = value.chain(&[0u8][..]);
         self.builder.append(&h, data).map_err(self.write_err(value))
     }
+}
+
+/// Whether `dir` is on a kernel filesystem (`/proc`, `/sys`, cgroups...)
+/// mounted in a running container's root: its contents are not the
+/// container's files (`/proc/kcore` alone claims terabytes), and Docker,
+/// which archives the container's own filesystem, never sees them.
+fn is_kernel_fs(dir: &OwnedFd) -> bool {
+    use nix::sys::statfs::{self as sfs, fstatfs};
+    let kernel = [
+        sfs::PROC_SUPER_MAGIC,
+        sfs::SYSFS_MAGIC,
+        sfs::CGROUP_SUPER_MAGIC,
+        sfs::CGROUP2_SUPER_MAGIC,
+        sfs::DEBUGFS_MAGIC,
+        sfs::SECURITYFS_MAGIC,
+        sfs::TRACEFS_MAGIC,
+    ];
+    fstatfs(dir).is_ok_and(|st| kernel.contains(&st.filesystem_type()))
 }
 
 /// Copy `value` into a NUL-padded header field, truncating.
@@ -1012,6 +1033,19 @@ mod tests {
             assert_eq!(go_file_mode(unix), go, "{unix:o}");
         }
         assert_eq!(go_mode::DIR | 0o755, 2147484141);
+    }
+
+    #[test]
+    fn kernel_filesystems_are_recognised() {
+        let open = |p: &str| {
+            nix::fcntl::open(p, OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty())
+                .map(own)
+                .unwrap()
+        };
+        assert!(is_kernel_fs(&open("/proc")));
+        assert!(is_kernel_fs(&open("/sys")));
+        let t = tempfile::tempdir().unwrap();
+        assert!(!is_kernel_fs(&open(t.path().to_str().unwrap())));
     }
 
     #[test]
