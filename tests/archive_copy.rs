@@ -245,6 +245,36 @@ fn hostile_entries_are_refused() {
 }
 
 #[test]
+fn existing_symlinks_are_replaced_not_written_through() {
+    let f = fixture();
+    symlink("/etc/passwd", f.root.join("tmp/victim")).unwrap();
+    let tar = raw_tar(&[("victim", b"new")]);
+    extract_tar_into(&f.root, "/tmp", Cursor::new(tar), &opts()).unwrap();
+    let md = fs::symlink_metadata(f.root.join("tmp/victim")).unwrap();
+    assert!(md.is_file());
+    assert_eq!(fs::read(f.root.join("tmp/victim")).unwrap(), b"new");
+    assert_eq!(
+        fs::read(f.root.join("etc/passwd")).unwrap(),
+        MARKER.as_bytes()
+    );
+    // A hardlink may not reach through a symlink, even one inside the root.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "lnk", "/etc").unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    b.append_link(&mut h, "x", "lnk/passwd").unwrap();
+    let tar = b.into_inner().unwrap();
+    let err = extract_tar_into(&f.root, "/tmp", Cursor::new(tar), &opts()).unwrap_err();
+    assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{err}");
+    assert!(!f.root.join("tmp/x").exists());
+    f.assert_host_untouched();
+}
+
+#[test]
 fn destination_must_be_an_existing_directory() {
     let f = fixture();
     let tar = raw_tar(&[("x", b"x")]);
@@ -464,4 +494,56 @@ fn no_overwrite_dir_non_dir() {
     extract_tar_into(&f.root, "/tmp", Cursor::new(dir_over_file), &opts()).unwrap();
     assert_eq!(fs::read(f.root.join("tmp/a")).unwrap(), b"now a file");
     assert!(f.root.join("tmp/b").is_dir());
+}
+
+/// CVE-2018-15664: while a copy runs, the container keeps exchanging a
+/// directory with a symlink that climbs to the host's OUTSIDE. Every copy
+/// either works on the container's directory or fails; none reads or
+/// writes the host's.
+#[test]
+fn symlink_exchange_race_never_reaches_the_host() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let f = fixture();
+    fs::write(f.outside.join("secret"), "HOST").unwrap();
+    let race = f.root.join("tmp/race");
+    let swap = f.root.join("tmp/swap");
+    fs::create_dir(&race).unwrap();
+    fs::write(race.join("secret"), "CONTAINER").unwrap();
+    let climb = format!("../../../../../../../..{}", f.outside.display());
+    symlink(&climb, &swap).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, race, swap) = (stop.clone(), race.clone(), swap.clone());
+        std::thread::spawn(move || {
+            let flag = nix::fcntl::RenameFlags::RENAME_EXCHANGE;
+            while !stop.load(Ordering::Relaxed) {
+                nix::fcntl::renameat2(None, &race, None, &swap, flag).unwrap();
+            }
+        })
+    };
+    let (mut read_ok, mut write_ok) = (0, 0);
+    let name = f.unique.clone();
+    let tar = raw_tar(&[(name.as_str(), b"w")]);
+    for _ in 0..300 {
+        let mut out = Vec::new();
+        if write_tar_of(&f.root, "/tmp/race/secret", &mut out).is_ok() {
+            assert_eq!(tar_file(&out, "secret").as_deref(), Some("CONTAINER"));
+            read_ok += 1;
+        }
+        if extract_tar_into(&f.root, "/tmp/race", Cursor::new(tar.clone()), &opts()).is_ok() {
+            write_ok += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    assert_eq!(
+        fs::read_dir(&f.outside).unwrap().count(),
+        1,
+        "OUTSIDE gained files"
+    );
+    assert_eq!(fs::read(f.outside.join("secret")).unwrap(), b"HOST");
+    eprintln!("race: {read_ok}/300 reads and {write_ok}/300 writes got through");
 }

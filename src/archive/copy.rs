@@ -921,7 +921,9 @@ impl Unpacker<'_> {
             return Err(outside());
         }
         let target_parent = target.parent().unwrap_or(Path::new(""));
-        let target_dir = self.open_dir(target_parent, raw, Walk::Strict)?;
+        let target_dir = self
+            .open_dir(target_parent, raw, Walk::Strict)
+            .map_err(|_| outside())?;
         match lstatat(target_dir.as_raw_fd(), target_name) {
             Ok(st) if !is_type(&st, SFlag::S_IFDIR) => {}
             _ => return Err(outside()),
