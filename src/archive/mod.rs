@@ -1,8 +1,12 @@
 //! Tar archives: safe extraction of layers (hostile-input hardened, OCI →
 //! overlay whiteout translation), compression detection, digests while
-//! streaming. Pure over `Read`/`Write`; knows nothing of the store's layout.
+//! streaming; `docker cp` inside a container root (`copy`) and `docker diff`
+//! over an overlay upper directory (`changes`). Pure over `Read`/`Write` and
+//! directories it is handed; knows nothing of the store's layout.
 
+pub mod changes;
 mod compress;
+pub mod copy;
 mod extract;
 mod hash;
 
@@ -61,5 +65,28 @@ pub enum ArchiveError {
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// A path named by the caller does not exist inside the container
+    /// (the API answers 404).
+    #[error("no such file or directory in container: {path}")]
+    NotFound {
+        /// The path as the caller wrote it.
+        path: String,
+    },
+    /// A path that must be a directory is something else (the API answers
+    /// 400).
+    #[error("not a directory in container: {path}")]
+    NotADirectory {
+        /// The path as the caller wrote it.
+        path: String,
+    },
+    /// `noOverwriteDirNonDir` forbids replacing a directory with a
+    /// non-directory or the reverse (the API answers 400).
+    #[error("cannot overwrite {path:?}: {reason}")]
+    Overwrite {
+        /// The entry, as written in the archive.
+        path: String,
+        /// Which replacement was refused.
+        reason: &'static str,
     },
 }
