@@ -317,7 +317,10 @@ pub async fn logs(
                 return;
             }
         }
-        while follow {
+        if !follow {
+            return;
+        }
+        loop {
             let running = {
                 let e3 = e.clone();
                 let n3 = name.clone();

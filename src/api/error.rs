@@ -57,6 +57,9 @@ impl From<StoreError> for ApiError {
         let status = match &e {
             StoreError::NoSuchImage(_) | StoreError::NoSuchContainer(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
+            StoreError::Archive(crate::archive::ArchiveError::NotFound { .. }) => {
+                StatusCode::NOT_FOUND
+            }
             StoreError::Ambiguous(_)
             | StoreError::Reference(_)
             | StoreError::Archive(_)
@@ -75,6 +78,7 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::Store(s) => s.into(),
             EngineError::Runtime(r) => r.into(),
+            EngineError::Archive(a) => StoreError::Archive(a).into(),
             EngineError::InvalidArgument(m) => ApiError::bad_request(m),
             EngineError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             EngineError::NotModified(m) => ApiError::new(StatusCode::NOT_MODIFIED, m),

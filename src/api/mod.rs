@@ -5,6 +5,7 @@
 mod containers;
 mod error;
 mod exec;
+mod files;
 mod images;
 mod query;
 pub mod server;
@@ -58,6 +59,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/top", get(containers::top))
         .route("/containers/{id}/stats", get(containers::stats))
         .route("/containers/{id}/exec", post(exec::create))
+        .route(
+            "/containers/{id}/archive",
+            get(files::get).head(files::head).put(files::put),
+        )
+        .route("/containers/{id}/changes", get(files::changes))
+        .route("/containers/{id}/export", get(files::export))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

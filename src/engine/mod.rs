@@ -7,6 +7,7 @@
 
 mod containers;
 mod exec;
+mod files;
 mod images;
 mod lifecycle;
 mod list;
@@ -43,6 +44,9 @@ pub enum EngineError {
     /// The runtime failed or refused.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// An archive (cp, diff) failed or was refused.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
     /// Bad request parameters.
     #[error("{0}")]
     InvalidArgument(String),
@@ -81,6 +85,8 @@ pub struct Engine {
     pending_attach: Mutex<HashSet<String>>,
     /// Execs by ID.
     execs: Mutex<HashMap<String, ExecRecord>>,
+    /// Serialises temporary mounts of stopped containers.
+    mount_lock: Mutex<()>,
 }
 
 impl Engine {
@@ -96,6 +102,7 @@ impl Engine {
             events: Mutex::new(HashMap::new()),
             pending_attach: Mutex::new(HashSet::new()),
             execs: Mutex::new(HashMap::new()),
+            mount_lock: Mutex::new(()),
         });
         engine.recover()?;
         Ok(engine)

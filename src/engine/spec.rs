@@ -114,9 +114,9 @@ fn validate_restart(h: &HostConfig) -> Result<(), EngineError> {
         }
     }
     if p.maximum_retry_count != 0 && p.name != "on-failure" {
-        return Err(EngineError::InvalidArgument(format!(
-            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
-        )));
+        return Err(EngineError::InvalidArgument(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'".into(),
+        ));
     }
     if h.auto_remove && !matches!(p.name.as_str(), "" | "no") {
         return Err(EngineError::InvalidArgument(

@@ -30,10 +30,24 @@ pub fn busybox_tar() -> &'static Path {
     })
 }
 
-/// A running daemon with its own data root and socket; stopped on drop.
+/// A running daemon with its own data root, socket and cgroup parent;
+/// on drop its containers are removed, it is stopped, and its cgroup
+/// parent directories are deleted.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
+    pub cgroup_parent: String,
+}
+
+/// A cgroup parent name unique to this test process and daemon.
+fn unique_cgroup_parent() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "amber-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 impl Daemon {
@@ -43,7 +57,11 @@ impl Daemon {
             .prefix("amber-e2e-")
             .tempdir()
             .unwrap();
-        let mut d = Daemon { dir, child: None };
+        let mut d = Daemon {
+            dir,
+            child: None,
+            cgroup_parent: unique_cgroup_parent(),
+        };
         d.spawn();
         d
     }
@@ -73,7 +91,14 @@ impl Daemon {
         let child = Command::new(amber_bin())
             .args(["daemon", "--data-root"])
             .arg(self.root())
-            .args(["-H", &self.host(), "--log-level", "debug"])
+            .args([
+                "-H",
+                &self.host(),
+                "--log-level",
+                "debug",
+                "--cgroup-parent",
+                &self.cgroup_parent,
+            ])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -192,9 +217,88 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Remove every container of this daemon (force), if it is up.
+    pub fn remove_all_containers(&self) {
+        if self.child.is_none() {
+            return;
+        }
+        let ids = stdout(&self.amber_quiet(&["ps", "-aq", "--no-trunc"]));
+        for id in ids.split_whitespace() {
+            let _ = self.amber_quiet(&["rm", "-f", id]);
+        }
+    }
+
+    fn amber_quiet(&self, args: &[&str]) -> Output {
+        Command::new(amber_bin())
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Shims of containers of this data root still alive.
+    pub fn live_shims(&self) -> Vec<i32> {
+        let root = self.root().display().to_string();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.contains(" shim ") && cmd.contains(&root) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+
+    /// Cgroup directories of this daemon's parent, in every hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let p = e.path().join(&self.cgroup_parent);
+            if p.is_dir() {
+                out.push(p);
+            }
+        }
+        let v2 = Path::new("/sys/fs/cgroup").join(&self.cgroup_parent);
+        if v2.is_dir() {
+            out.push(v2);
+        }
+        out
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
+        self.remove_all_containers();
         self.stop();
+        for pid in self.live_shims() {
+            // SAFETY: killing a leftover shim of this test's data root.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for d in self.cgroup_dirs() {
+            for sub in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if sub.path().is_dir() {
+                    let _ = std::fs::remove_dir(sub.path());
+                }
+            }
+            let _ = std::fs::remove_dir(&d);
+        }
+        for m in amber::runtime::host_mounts_under(self.dir.path())
+            .into_iter()
+            .rev()
+        {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
     }
 }
 
