@@ -125,6 +125,24 @@ fn run_exit_codes_and_output() {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"hello stdin\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello stdin\n");
+    // An image a container uses is not removed without -f; with -f it loses
+    // its tag but stays for the container.
+    let out = d.docker(&["rmi", "busybox"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("is using its referenced image"),
+        "{}",
+        stderr(&out)
+    );
+    docker_ok(&d, &["rmi", "-f", "busybox"]);
+    assert_eq!(
+        docker_ok(&d, &["inspect", "-f", "{{.State.ExitCode}}", "three"]).trim(),
+        "3"
+    );
+    assert_eq!(
+        docker_ok(&d, &["images", "-q"]).lines().count(),
+        1,
+        "the untagged image stays"
+    );
     docker_ok(&d, &["rm", "three"]);
 }
 

@@ -5,4 +5,4 @@ set -eu
 cd "$(dirname "$0")/.."
 tests/deps.sh
 [ -x "$HOME/.cargo/bin/cargo" ] && PATH="$HOME/.cargo/bin:$PATH"
-cargo test --all-targets -- --test-threads=2
+cargo test --all-targets --no-fail-fast

@@ -16,9 +16,9 @@ pub struct ContainerSpec {
     pub config: ContainerConfig,
     /// Host-side settings.
     pub host_config: HostConfig,
-    /// argv[0].
+    /// `argv[0]`.
     pub path: String,
-    /// argv[1..].
+    /// `argv[1..]`.
     pub args: Vec<String>,
     /// Seconds `stop` waits before SIGKILL.
     pub stop_timeout: Option<i64>,
