@@ -28,18 +28,8 @@ impl ImageFilters {
     /// `{"name": ["value"]}`.
     pub fn parse(json: &str) -> Result<ImageFilters, EngineError> {
         let bad = |why: String| EngineError::InvalidArgument(format!("invalid filters: {why}"));
-        let v: BTreeMap<String, Value> =
-            serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
         let mut f = ImageFilters::default();
-        for (key, vals) in v {
-            let vals: Vec<String> = match vals {
-                Value::Object(m) => m.keys().cloned().collect(),
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => return Err(bad(format!("bad value for {key:?}"))),
-            };
+        for (key, vals) in super::list::parse_filter_map(json)? {
             match key.as_str() {
                 "reference" => f.reference = vals,
                 "label" => f.label = vals,

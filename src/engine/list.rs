@@ -20,30 +20,20 @@ pub struct ListOptions {
 }
 
 impl ListOptions {
-    /// Parse Docker's filters JSON (`{"k": {"v": true}}` or `{"k": ["v"]}`).
+    /// Parse Docker's container filters.
     pub fn parse_filters(json: &str) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
-        let bad = |why: String| EngineError::InvalidArgument(format!("invalid filters: {why}"));
-        let v: BTreeMap<String, Value> =
-            serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
-        let mut out = BTreeMap::new();
-        for (k, vals) in v {
-            let vals: Vec<String> = match vals {
-                Value::Object(m) => m.keys().cloned().collect(),
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|x| x.as_str().map(str::to_string))
-                    .collect(),
-                _ => return Err(bad(format!("bad value for {k:?}"))),
-            };
+        let map = parse_filter_map(json)?;
+        for k in map.keys() {
             if !matches!(
                 k.as_str(),
                 "status" | "name" | "label" | "ancestor" | "id" | "exited"
             ) {
-                return Err(bad(format!("invalid filter '{k}'")));
+                return Err(EngineError::InvalidArgument(format!(
+                    "invalid filters: invalid filter '{k}'"
+                )));
             }
-            out.insert(k, vals);
         }
-        Ok(out)
+        Ok(map)
     }
 
     /// Whether a container passes every filter.
@@ -52,6 +42,26 @@ impl ListOptions {
             .iter()
             .all(|(k, vals)| vals.iter().any(|val| one(k, val, v, engine)))
     }
+}
+
+/// Docker's filters JSON, in either form: `{"k": {"v": true}}` or the old
+/// `{"k": ["v"]}`.
+pub(super) fn parse_filter_map(json: &str) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+    let bad = |why: String| EngineError::InvalidArgument(format!("invalid filters: {why}"));
+    let v: BTreeMap<String, Value> = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (k, vals) in v {
+        let vals: Vec<String> = match vals {
+            Value::Object(m) => m.keys().cloned().collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+            _ => return Err(bad(format!("bad value for {k:?}"))),
+        };
+        out.insert(k, vals);
+    }
+    Ok(out)
 }
 
 fn one(key: &str, val: &str, v: &ContainerView, engine: &Engine) -> bool {

@@ -54,6 +54,7 @@ impl Store {
         self.check_blobs(&mut report)?;
         self.check_layers(&mut report)?;
         self.check_images(&mut report)?;
+        self.check_containers(&mut report)?;
         Ok(report)
     }
 
@@ -161,6 +162,26 @@ impl Store {
                     .problems
                     .push(format!("image {}: config is not valid: {e}", rec.id)),
             }
+        }
+        Ok(())
+    }
+
+    fn check_containers(&self, report: &mut CheckReport) -> Result<(), StoreError> {
+        let rows = self.column_set("SELECT id FROM containers")?;
+        let dirs: HashSet<String> = read_dir_names(&self.root.join("containers"))?
+            .into_iter()
+            .collect();
+        for id in &rows {
+            if !self.container_dir(id).join("upper").is_dir() {
+                report.problems.push(format!(
+                    "container {id} is indexed but its writable layer is missing"
+                ));
+            }
+        }
+        for d in dirs.difference(&rows) {
+            report
+                .problems
+                .push(format!("container directory {d} has no database row"));
         }
         Ok(())
     }
