@@ -279,7 +279,29 @@ fn logs_follow_ends_with_the_container() {
     assert_eq!(docker_ok(&d, &["logs", "--tail", "1", "talker"]), "line3\n");
     let ts = docker_ok(&d, &["logs", "-t", "talker"]);
     assert!(ts.lines().all(|l| l.contains("Z line")), "{ts}");
-    docker_ok(&d, &["rm", "talker"]);
+    // start -a of an exited container streams the new run from its start.
+    assert_eq!(
+        docker_ok(&d, &["start", "-a", "talker"]),
+        "line1\nline2\nline3\n"
+    );
+    // attach to a running container gets what follows and its exit code.
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "ticker",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.5; echo tick; exit 6",
+        ],
+    );
+    let out = d.docker(&["attach", "ticker"]);
+    assert_eq!(stdout(&out), "tick\n");
+    assert_eq!(out.status.code(), Some(6));
+    docker_ok(&d, &["rm", "talker", "ticker"]);
 }
 
 #[test]

@@ -229,18 +229,22 @@ pub async fn attach(
 ) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     let e2 = e.clone();
-    let (id, tty, created) = blocking(move || {
+    let (id, tty, running) = blocking(move || {
         let v = e2.container_view(&name)?;
-        Ok((
-            v.rec.id,
-            v.spec.config.tty,
-            v.state.status == crate::runtime::Status::Created,
-        ))
+        let running = matches!(
+            v.state.status,
+            crate::runtime::Status::Running | crate::runtime::Status::Paused
+        );
+        Ok((v.rec.id, v.spec.config.tty, running))
     })
     .await?;
-    if created {
+    if !running {
+        // Hold the output of the coming start until this client is there.
         e.expect_attach(&id);
     }
+    // Subscribed before the 101 goes out, so the client's start cannot
+    // come first.
+    let events = e.subscribe(&id);
     let w = Wiring {
         stdin: q.flag("stdin"),
         stdout: q.flag("stdout"),
@@ -248,7 +252,7 @@ pub async fn attach(
         tty,
     };
     stream::hijack(req, tty, move |client| async move {
-        if let Some(shim) = stream::connect_container(e, id).await {
+        if let Some(shim) = stream::connect_container(e, id, events).await {
             stream::bridge(client, shim, w).await;
         }
     })

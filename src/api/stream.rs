@@ -101,32 +101,27 @@ pub fn connect_shim(path: &std::path::Path) -> std::io::Result<UnixStream> {
     UnixStream::from_std(s)
 }
 
-/// Wait for a container's shim socket (the container may not be started
-/// yet: `docker run` attaches before it starts). Gives up when the
-/// container is gone or exited without one.
-pub async fn connect_container(engine: Arc<Engine>, id: String) -> Option<UnixStream> {
+/// Wait for a container's shim socket: the container may not be running
+/// yet (`docker run` and `docker start -a` attach before they start it).
+/// Gives up when the container is removed, or when the run we waited for
+/// is over (its exit, or a failed start, is counted in the exit events).
+/// `events` must be subscribed before the client can start the container.
+pub async fn connect_container(
+    engine: Arc<Engine>,
+    id: String,
+    mut events: tokio::sync::watch::Receiver<crate::engine::ExitEvents>,
+) -> Option<UnixStream> {
     let sock: PathBuf = engine.store().container_dir(&id).join("shim.sock");
+    let start = *events.borrow_and_update();
     loop {
         if let Ok(s) = connect_shim(&sock) {
             return Some(s);
         }
-        let e = engine.clone();
-        let i = id.clone();
-        let waiting = tokio::task::spawn_blocking(move || {
-            // Not started yet (and no failed start recorded), or running.
-            e.container_view(&i)
-                .map(|v| {
-                    v.state.status == crate::runtime::Status::Created && v.state.exit_code.is_none()
-                })
-                .unwrap_or(false)
-                || e.is_running(&i)
-        })
-        .await
-        .unwrap_or(false);
-        if !waiting {
+        let now = *events.borrow();
+        if now.removed || now.exits > start.exits {
             return connect_shim(&sock).ok();
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
