@@ -10,6 +10,7 @@ command -v curl >/dev/null 2>&1 || need_apt="$need_apt curl ca-certificates"
 command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3 python3-pip"
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt="$need_apt busybox-static"
 command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
+command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then
