@@ -548,3 +548,23 @@ fn many_containers_leave_nothing_behind() {
     }
     assert!(d.entries("containers").is_empty());
 }
+
+#[test]
+fn docker_python_sdk_containers() {
+    let d = daemon_with_busybox();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/sdk_containers.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(d.host())
+        .arg("busybox")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker SDK script failed (pip install 'docker>=7,<8'):\n{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        tail(&d.log())
+    );
+}
