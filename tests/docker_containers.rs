@@ -568,3 +568,98 @@ fn docker_python_sdk_containers() {
         tail(&d.log())
     );
 }
+
+#[test]
+fn run_flags_apply_inside() {
+    let d = daemon_with_busybox();
+    let run = |args: &[&str]| {
+        docker_ok(&d, &[&["run", "--rm"], args].concat())
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        run(&["--hostname", "bugbox", "busybox", "hostname"]),
+        "bugbox"
+    );
+    let mem = "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max";
+    assert_eq!(
+        run(&["--memory", "64m", "busybox", "sh", "-c", mem]),
+        "67108864"
+    );
+    let pids = "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max";
+    assert_eq!(
+        run(&["--pids-limit", "33", "busybox", "sh", "-c", pids]),
+        "33"
+    );
+    assert_eq!(
+        run(&[
+            "--cap-drop",
+            "ALL",
+            "busybox",
+            "sh",
+            "-c",
+            "grep CapEff /proc/self/status"
+        ]),
+        "CapEff:\t0000000000000000"
+    );
+    assert_eq!(
+        run(&["busybox", "sh", "-c", "grep CapEff /proc/self/status"]),
+        "CapEff:\t00000000a80425fb"
+    );
+    let privileged = run(&[
+        "--privileged",
+        "busybox",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert_ne!(privileged, "CapEff:\t00000000a80425fb");
+    assert_eq!(
+        run(&["--entrypoint", "echo", "busybox", "via", "entrypoint"]),
+        "via entrypoint"
+    );
+    // on-failure:2 restarts twice, then stays exited.
+    docker_ok(
+        &d,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "flaky",
+            "--restart",
+            "on-failure:2",
+            "busybox",
+            "sh",
+            "-c",
+            "exit 1",
+        ],
+    );
+    wait_until("two restarts", || {
+        docker_ok(
+            &d,
+            &[
+                "inspect",
+                "-f",
+                "{{.RestartCount}} {{.State.Status}}",
+                "flaky",
+            ],
+        )
+        .trim()
+            == "2 exited"
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        docker_ok(&d, &["inspect", "-f", "{{.RestartCount}}", "flaky"]).trim(),
+        "2"
+    );
+    // A taken name is Docker's conflict.
+    let out = d.docker(&["create", "--name", "flaky", "busybox", "true"]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("is already in use"),
+        "{}",
+        stderr(&out)
+    );
+    docker_ok(&d, &["rm", "flaky"]);
+    let out = d.docker(&["run", "--rm", "nosuchimage"]);
+    assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+}
