@@ -44,12 +44,26 @@ pub enum ClientError {
     Decode(String),
 }
 
+impl ClientError {
+    /// Whether the daemon answered 404.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::Api { status, .. } if *status == StatusCode::NOT_FOUND)
+    }
+}
+
 /// A request body: empty, bytes, or a stream.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// An empty body.
 pub fn empty() -> Body {
     Full::new(Bytes::new())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// A body of bytes.
+pub fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
         .map_err(|never| match never {})
         .boxed_unsync()
 }
@@ -90,18 +104,64 @@ impl Client {
         content_type: Option<&str>,
         body: Body,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| ClientError::NoDaemon {
-                host: self.host.clone(),
-                reason: e.to_string(),
-            })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let req = self.request(method, path, content_type, body, false)?;
+        let mut sender = self.connect(false).await?;
+        let resp = sender
+            .send_request(req)
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        check(resp).await
+    }
+
+    /// `POST` a JSON body.
+    pub async fn post_json<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.send(Method::POST, path, Some("application/json"), full(bytes))
+            .await
+    }
+
+    /// `POST` with `Connection: Upgrade` / `Upgrade: tcp` and take over the
+    /// connection once the daemon answers 101 (attach, exec start).
+    pub async fn hijack(
+        &self,
+        path: &str,
+        json_body: Option<Vec<u8>>,
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>, ClientError> {
+        let (ct, body) = match json_body {
+            Some(b) => (Some("application/json"), full(b)),
+            None => (None, empty()),
+        };
+        let req = self.request(Method::POST, path, ct, body, true)?;
+        let mut sender = self.connect(true).await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let resp = check(resp).await?;
+            return Err(ClientError::Decode(format!(
+                "expected 101 Switching Protocols, got {}",
+                resp.status()
+            )));
+        }
+        let up = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        Ok(TokioIo::new(up))
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Body,
+        upgrade: bool,
+    ) -> Result<Request<Body>, ClientError> {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("/v{API_VERSION}{path}"))
@@ -109,22 +169,38 @@ impl Client {
         if let Some(ct) = content_type {
             req = req.header(hyper::header::CONTENT_TYPE, ct);
         }
-        let req = req
-            .body(body)
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
+        if upgrade {
+            req = req
+                .header(hyper::header::CONNECTION, "Upgrade")
+                .header(hyper::header::UPGRADE, "tcp");
+        }
+        req.body(body)
+            .map_err(|e| ClientError::Transport(e.to_string()))
+    }
+
+    async fn connect(
+        &self,
+        upgrades: bool,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Body>, ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|e| ClientError::NoDaemon {
+                host: self.host.clone(),
+                reason: e.to_string(),
+            })?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if resp.status().is_success() {
-            return Ok(resp);
+        if upgrades {
+            tokio::spawn(async move {
+                let _ = conn.with_upgrades().await;
+            });
+        } else {
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
         }
-        let status = resp.status();
-        let bytes = read_all(resp).await?;
-        let message = serde_json::from_slice::<ErrorBody>(&bytes)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&bytes).trim()));
-        Err(ClientError::Api { status, message })
+        Ok(sender)
     }
 
     /// Send and decode a JSON answer.
@@ -138,10 +214,32 @@ impl Client {
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `POST` without a body and ignore the answer's body.
+    pub async fn post(&self, path: &str) -> Result<(), ClientError> {
+        let resp = self.send(Method::POST, path, None, empty()).await?;
+        read_all(resp).await?;
+        Ok(())
+    }
+
     /// `GET` and decode.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         self.json(Method::GET, path).await
     }
+}
+
+/// Turn a non-2xx answer into [`ClientError::Api`] with Docker's message.
+async fn check(
+    resp: hyper::Response<hyper::body::Incoming>,
+) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+    if resp.status().is_success() {
+        return Ok(resp);
+    }
+    let status = resp.status();
+    let bytes = read_all(resp).await?;
+    let message = serde_json::from_slice::<ErrorBody>(&bytes)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| format!("{status}: {}", String::from_utf8_lossy(&bytes).trim()));
+    Err(ClientError::Api { status, message })
 }
 
 /// Read a whole answer body.

@@ -7,6 +7,7 @@
 pub mod client;
 mod commands;
 pub mod output;
+pub mod stream;
 pub mod template;
 
 use clap::{Parser, Subcommand};
@@ -47,10 +48,51 @@ pub enum Command {
     /// Manage images.
     #[command(subcommand)]
     Image(ImageCommand),
-    /// Show low-level information on images.
+    /// Show low-level information on containers and images.
     Inspect(inspect::Args),
     /// Give an image another name.
     Tag(tag::Args),
+    /// Create and run a new container from an image.
+    Run(run::Args),
+    /// Create a new container.
+    Create(create::Args),
+    /// List containers.
+    Ps(ps::Args),
+    /// Start one or more stopped containers.
+    Start(start::Args),
+    /// Stop one or more running containers.
+    Stop(stop::Args),
+    /// Restart one or more containers.
+    Restart(restart::Args),
+    /// Kill one or more running containers.
+    Kill(kill::Args),
+    /// Pause all processes within one or more containers.
+    Pause(pause::Args),
+    /// Unpause all processes within one or more containers.
+    Unpause(pause::UnpauseArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(wait::Args),
+    /// Remove one or more containers.
+    Rm(rm::Args),
+    /// Rename a container.
+    Rename(rename::Args),
+    /// Attach to a running container.
+    Attach(attach::Args),
+    /// Execute a command in a running container.
+    Exec(exec::Args),
+    /// Fetch the logs of a container.
+    Logs(logs::Args),
+    /// Display the running processes of a container.
+    Top(top::Args),
+    /// Display container resource usage statistics.
+    Stats(stats::Args),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cp::Args),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(diff::Args),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Remove images.
     Rmi(rmi::Args),
     /// Manage the engine.
@@ -80,6 +122,55 @@ pub enum ImageCommand {
     Tag(tag::Args),
     /// Import a root filesystem tar as an image.
     Import(import::Args),
+}
+
+/// `amber container ...`.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// List containers.
+    #[command(visible_aliases = ["ps", "list"])]
+    Ls(ps::Args),
+    /// Create and run a new container from an image.
+    Run(run::Args),
+    /// Create a new container.
+    Create(create::Args),
+    /// Start one or more stopped containers.
+    Start(start::Args),
+    /// Stop one or more running containers.
+    Stop(stop::Args),
+    /// Restart one or more containers.
+    Restart(restart::Args),
+    /// Kill one or more running containers.
+    Kill(kill::Args),
+    /// Remove one or more containers.
+    #[command(visible_alias = "remove")]
+    Rm(rm::Args),
+    /// Display detailed information on one or more containers.
+    Inspect(inspect::Args),
+    /// Fetch the logs of a container.
+    Logs(logs::Args),
+    /// Execute a command in a running container.
+    Exec(exec::Args),
+    /// Attach to a running container.
+    Attach(attach::Args),
+    /// Display the running processes of a container.
+    Top(top::Args),
+    /// Display container resource usage statistics.
+    Stats(stats::Args),
+    /// Copy files/folders between a container and the local filesystem.
+    Cp(cp::Args),
+    /// Inspect changes to files or directories on a container's filesystem.
+    Diff(diff::Args),
+    /// Rename a container.
+    Rename(rename::Args),
+    /// Pause all processes within one or more containers.
+    Pause(pause::Args),
+    /// Unpause all processes within one or more containers.
+    Unpause(pause::UnpauseArgs),
+    /// Block until one or more containers stop, then print their exit codes.
+    Wait(wait::Args),
+    /// Remove all stopped containers.
+    Prune(prune::Args),
 }
 
 /// `amber system ...`.
@@ -119,7 +210,8 @@ pub fn main() -> i32 {
     }
 }
 
-fn one_line(e: &anyhow::Error) -> String {
+/// An error as the one line amber prints.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let msg = format!("{e:#}");
     if msg.starts_with("Error") || msg.starts_with("Cannot connect") {
         msg
@@ -147,6 +239,65 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&c?, a).await,
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&c?, a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
+        Command::Container(cmd) => container(&c?, cmd).await,
+        other => container(&c?, top_level(other)?).await,
+    }
+}
+
+/// The top-level container commands are the `container` group's.
+fn top_level(cmd: Command) -> anyhow::Result<ContainerCommand> {
+    use ContainerCommand as C;
+    Ok(match cmd {
+        Command::Run(a) => C::Run(a),
+        Command::Create(a) => C::Create(a),
+        Command::Ps(a) => C::Ls(a),
+        Command::Start(a) => C::Start(a),
+        Command::Stop(a) => C::Stop(a),
+        Command::Restart(a) => C::Restart(a),
+        Command::Kill(a) => C::Kill(a),
+        Command::Pause(a) => C::Pause(a),
+        Command::Unpause(a) => C::Unpause(a),
+        Command::Wait(a) => C::Wait(a),
+        Command::Rm(a) => C::Rm(a),
+        Command::Rename(a) => C::Rename(a),
+        Command::Attach(a) => C::Attach(a),
+        Command::Exec(a) => C::Exec(a),
+        Command::Logs(a) => C::Logs(a),
+        Command::Top(a) => C::Top(a),
+        Command::Stats(a) => C::Stats(a),
+        Command::Cp(a) => C::Cp(a),
+        Command::Diff(a) => C::Diff(a),
+        other => anyhow::bail!("internal: {other:?} is not a container command"),
+    })
+}
+
+async fn container(c: &Client, cmd: ContainerCommand) -> anyhow::Result<i32> {
+    use ContainerCommand as C;
+    match cmd {
+        C::Ls(a) => ps::run(c, a).await,
+        C::Run(a) => run::run(c, a).await,
+        C::Create(a) => create::run(c, a).await,
+        C::Start(a) => start::run(c, a).await,
+        C::Stop(a) => stop::run(c, a).await,
+        C::Restart(a) => restart::run(c, a).await,
+        C::Kill(a) => kill::run(c, a).await,
+        C::Rm(a) => rm::run(c, a).await,
+        C::Inspect(mut a) => {
+            a.kind.get_or_insert_with(|| "container".into());
+            inspect::run(c, a).await
+        }
+        C::Logs(a) => logs::run(c, a).await,
+        C::Exec(a) => exec::run(c, a).await,
+        C::Attach(a) => attach::run(c, a).await,
+        C::Top(a) => top::run(c, a).await,
+        C::Stats(a) => stats::run(c, a).await,
+        C::Cp(a) => cp::run(c, a).await,
+        C::Diff(a) => diff::run(c, a).await,
+        C::Rename(a) => rename::run(c, a).await,
+        C::Pause(a) => pause::run(c, a).await,
+        C::Unpause(a) => pause::unpause(c, a).await,
+        C::Wait(a) => wait::run(c, a).await,
+        C::Prune(a) => prune::run(c, a).await,
     }
 }
 

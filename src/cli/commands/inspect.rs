@@ -1,11 +1,12 @@
-//! `amber inspect` / `amber image inspect`.
+//! `amber inspect`, `amber image inspect`, `amber container inspect`.
 
 use serde_json::Value;
 
-use crate::cli::client::{enc_path, Client, ClientError};
+use crate::cli::client::{enc_path, Client};
 use crate::cli::output::Format;
 
-/// Show low-level information on images, as JSON or through a Go template.
+/// Return low-level information on containers or images, as JSON or
+/// through a Go template.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Names or IDs.
@@ -14,32 +15,37 @@ pub struct Args {
     /// Format the output with a Go template, or `json`.
     #[arg(short, long)]
     pub format: Option<String>,
-    /// Only objects of this type (image).
+    /// Only objects of this type: container or image.
     #[arg(long = "type")]
     pub kind: Option<String>,
+    /// Display total file sizes (accepted for compatibility).
+    #[arg(short, long)]
+    pub size: bool,
 }
 
-/// Run it.
+/// Run it: for each name, a container first, then an image.
 pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
-    if let Some(k) = args.kind.as_deref() {
-        if k != "image" {
-            anyhow::bail!("unsupported --type {k:?}: this version inspects images only");
-        }
-    }
+    let kinds: &[&str] = match args.kind.as_deref() {
+        None | Some("") => &["container", "image"],
+        Some("container") => &["container"],
+        Some("image") => &["image"],
+        Some(k) => anyhow::bail!("\"{k}\" is not a valid value for --type"),
+    };
     let format = Format::parse(args.format.as_deref())?;
     let mut found = Vec::new();
     let mut failed = false;
     for name in &args.names {
-        match c
-            .get::<Value>(&format!("/images/{}/json", enc_path(name)))
-            .await
-        {
-            Ok(v) => found.push(v),
-            Err(ClientError::Api { status, .. }) if status == hyper::StatusCode::NOT_FOUND => {
-                eprintln!("Error: No such object: {name}");
+        match lookup(c, name, kinds).await? {
+            Some(v) => found.push(v),
+            None => {
+                let what = match kinds {
+                    ["container"] => "container",
+                    ["image"] => "image",
+                    _ => "object",
+                };
+                eprintln!("Error: No such {what}: {name}");
                 failed = true;
             }
-            Err(e) => return Err(e.into()),
         }
     }
     match format {
@@ -51,4 +57,19 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         Format::Default | Format::Json => println!("{}", serde_json::to_string_pretty(&found)?),
     }
     Ok(if failed { 1 } else { 0 })
+}
+
+async fn lookup(c: &Client, name: &str, kinds: &[&str]) -> anyhow::Result<Option<Value>> {
+    for kind in kinds {
+        let path = match *kind {
+            "container" => format!("/containers/{}/json", enc_path(name)),
+            _ => format!("/images/{}/json", enc_path(name)),
+        };
+        match c.get::<Value>(&path).await {
+            Ok(v) => return Ok(Some(v)),
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(None)
 }

@@ -1,12 +1,57 @@
 //! One file per command: an `Args` struct (its doc comment is the help) and
 //! a `run`.
 
+pub mod attach;
+pub mod container_opts;
+pub mod cp;
+pub mod create;
 pub mod daemon;
+pub mod diff;
+pub mod exec;
 pub mod images;
 pub mod import;
 pub mod info;
 pub mod inspect;
+pub mod kill;
+pub mod logs;
+pub mod pause;
+pub mod prune;
+pub mod ps;
+pub mod rename;
+pub mod restart;
+pub mod rm;
 pub mod rmi;
+pub mod run;
+pub mod start;
+pub mod stats;
+pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod top;
 pub mod version;
+pub mod wait;
+
+use std::future::Future;
+
+use crate::cli::client::ClientError;
+
+/// Apply `op` to every container named, as Docker's multi-container
+/// commands do: print the name on success, the daemon's error otherwise,
+/// and exit 1 when any failed.
+pub async fn each<'a, F, Fut>(names: &'a [String], op: F) -> anyhow::Result<i32>
+where
+    F: Fn(&'a str) -> Fut,
+    Fut: Future<Output = Result<(), ClientError>>,
+{
+    let mut code = 0;
+    for name in names {
+        match op(name).await {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}

@@ -1,0 +1,320 @@
+//! The flags `create` and `run` share, and their translation into Docker's
+//! `POST /containers/create` body.
+
+use std::collections::BTreeMap;
+
+use crate::types::api::ContainerConfig;
+use crate::types::container::{CreateRequest, HostConfig, RestartPolicy, Ulimit};
+
+/// Flags of `amber create` / `amber run` (Docker's names).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CreateOpts {
+    /// Assign a name to the container.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Keep STDIN open even if not attached.
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Attach to STDIN, STDOUT or STDERR.
+    #[arg(short, long)]
+    pub attach: Vec<String>,
+    /// Automatically remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// Set environment variables (KEY=VALUE, or KEY to take it from here).
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables.
+    #[arg(long)]
+    pub env_file: Vec<String>,
+    /// Overwrite the default ENTRYPOINT of the image.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Working directory inside the container.
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>]).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Container host name.
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Set meta data on a container (KEY=VALUE).
+    #[arg(short, long = "label")]
+    pub label: Vec<String>,
+    /// Give extended privileges to this container.
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add Linux capabilities.
+    #[arg(long)]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities.
+    #[arg(long)]
+    pub cap_drop: Vec<String>,
+    /// Memory limit (e.g. 512m, 1g).
+    #[arg(short, long)]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Number of CPUs.
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy: no, on-failure[:max-retries], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// Signal to stop the container.
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container.
+    #[arg(long)]
+    pub stop_timeout: Option<i64>,
+    /// Ulimit options (name=soft[:hard]).
+    #[arg(long)]
+    pub ulimit: Vec<String>,
+    /// Network mode.
+    #[arg(long = "network", alias = "net")]
+    pub network: Option<String>,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// The image to run.
+    pub image: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+impl CreateOpts {
+    /// Docker's conflicting-flag checks (the caller exits 125).
+    pub fn validate(&self, detach: bool) -> anyhow::Result<()> {
+        if detach && !self.attach.is_empty() {
+            anyhow::bail!("Conflicting options: -a and -d");
+        }
+        if self.rm && !matches!(self.restart.as_str(), "" | "no") {
+            anyhow::bail!("Conflicting options: --restart and --rm");
+        }
+        for a in &self.attach {
+            if !matches!(a.to_ascii_lowercase().as_str(), "stdin" | "stdout" | "stderr") {
+                anyhow::bail!("invalid argument {a:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `-a` names a stream (all of stdout/stderr when `-a` is absent).
+    pub fn attaches(&self, stream: &str) -> bool {
+        if self.attach.is_empty() {
+            return stream != "stdin" || self.interactive;
+        }
+        self.attach.iter().any(|a| a.eq_ignore_ascii_case(stream))
+    }
+
+    /// The create body, given whether the client attaches.
+    pub fn request(
+        &self,
+        detach: bool,
+        console: Option<(u16, u16)>,
+    ) -> anyhow::Result<CreateRequest> {
+        let config = self.config(detach)?;
+        let host_config = HostConfig {
+            auto_remove: self.rm,
+            privileged: self.privileged,
+            cap_add: non_empty(&self.cap_add),
+            cap_drop: non_empty(&self.cap_drop),
+            memory: opt_bytes(self.memory.as_deref())?,
+            memory_swap: match self.memory_swap.as_deref() {
+                Some("-1") => -1,
+                other => opt_bytes(other)?,
+            },
+            nano_cpus: self.cpus.map(|c| (c * 1e9).round() as i64).unwrap_or(0),
+            cpu_shares: self.cpu_shares.unwrap_or(0),
+            pids_limit: self.pids_limit,
+            restart_policy: parse_restart(&self.restart)?,
+            ulimits: if self.ulimit.is_empty() {
+                None
+            } else {
+                Some(self.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_, _>>()?)
+            },
+            network_mode: self.network.clone().unwrap_or_default(),
+            console_size: console.map(|(h, w)| vec![h, w]),
+            ..Default::default()
+        };
+        Ok(CreateRequest {
+            config,
+            host_config,
+            stop_timeout: self.stop_timeout,
+            networking_config: None,
+        })
+    }
+
+    fn config(&self, detach: bool) -> anyhow::Result<ContainerConfig> {
+        let stdin = !detach && self.attaches("stdin");
+        Ok(ContainerConfig {
+            hostname: self.hostname.clone().unwrap_or_default(),
+            user: self.user.clone().unwrap_or_default(),
+            attach_stdin: stdin,
+            attach_stdout: !detach && self.attaches("stdout"),
+            attach_stderr: !detach && self.attaches("stderr"),
+            tty: self.tty,
+            open_stdin: self.interactive,
+            stdin_once: self.interactive && stdin,
+            env: non_empty(&self.environment()?),
+            cmd: non_empty(&self.command),
+            image: self.image.clone(),
+            working_dir: self.workdir.clone().unwrap_or_default(),
+            entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
+            labels: Some(parse_labels(&self.label)),
+            stop_signal: self.stop_signal.clone(),
+            ..Default::default()
+        })
+    }
+
+    /// `--env-file` lines, then `-e`, as Docker orders them.
+    fn environment(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for f in &self.env_file {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
+            out.extend(
+                text.lines()
+                    .map(str::trim_start)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .filter_map(env_entry),
+            );
+        }
+        out.extend(self.env.iter().filter_map(|e| env_entry(e)));
+        Ok(out)
+    }
+}
+
+/// `KEY=V` as is; a bare `KEY` takes our value, or is dropped when unset.
+fn env_entry(e: &str) -> Option<String> {
+    if e.contains('=') {
+        return Some(e.to_string());
+    }
+    std::env::var(e).ok().map(|v| format!("{e}={v}"))
+}
+
+fn non_empty(v: &[String]) -> Option<Vec<String>> {
+    (!v.is_empty()).then(|| v.to_vec())
+}
+
+fn parse_labels(labels: &[String]) -> BTreeMap<String, String> {
+    labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (l.clone(), String::new()),
+        })
+        .collect()
+}
+
+fn opt_bytes(v: Option<&str>) -> anyhow::Result<i64> {
+    v.map(parse_bytes).transpose().map(|b| b.unwrap_or(0))
+}
+
+/// Docker's `RAMInBytes`: `512m`, `1g`, `100k`, `1024` (binary units).
+pub fn parse_bytes(s: &str) -> anyhow::Result<i64> {
+    let bad = || anyhow::anyhow!("invalid size: '{s}'");
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('p') => (&t[..t.len() - 1], 1 << 50),
+        _ => (t, 1),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    if n < 0.0 {
+        return Err(bad());
+    }
+    Ok((n * mult as f64) as i64)
+}
+
+/// `no`, `always`, `unless-stopped`, `on-failure[:N]`.
+pub fn parse_restart(s: &str) -> anyhow::Result<RestartPolicy> {
+    let (name, count) = match s.split_once(':') {
+        Some((n, c)) => (n, Some(c)),
+        None => (s, None),
+    };
+    let maximum_retry_count = match (name, count) {
+        ("on-failure", Some(c)) => c
+            .parse()
+            .map_err(|_| anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
+        (_, Some(_)) => anyhow::bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'"),
+        _ => 0,
+    };
+    if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
+        anyhow::bail!("invalid restart policy format: unknown policy {name:?}");
+    }
+    Ok(RestartPolicy {
+        name: if name.is_empty() { "no".into() } else { name.into() },
+        maximum_retry_count,
+    })
+}
+
+/// `nofile=1024[:2048]`.
+pub fn parse_ulimit(s: &str) -> anyhow::Result<Ulimit> {
+    let bad = || anyhow::anyhow!("invalid ulimit argument: {s}");
+    let (name, limits) = s.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = match limits.split_once(':') {
+        Some((a, b)) => (a, b),
+        None => (limits, limits),
+    };
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft: soft.parse().map_err(|_| bad())?,
+        hard: hard.parse().map_err(|_| bad())?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (s, n) in [
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1G", 1 << 30),
+            ("100k", 100 << 10),
+            ("64mb", 64 << 20),
+            ("1024", 1024),
+            ("1.5g", 3 << 29),
+        ] {
+            assert_eq!(parse_bytes(s).unwrap(), n, "{s}");
+        }
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn restart_policies() {
+        assert_eq!(parse_restart("no").unwrap().name, "no");
+        let p = parse_restart("on-failure:3").unwrap();
+        assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 3));
+        assert!(parse_restart("always:3").is_err());
+        assert!(parse_restart("sometimes").is_err());
+    }
+
+    #[test]
+    fn ulimits() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.name.as_str(), u.soft, u.hard), ("nofile", 1024, 2048));
+        let u = parse_ulimit("nproc=10").unwrap();
+        assert_eq!((u.soft, u.hard), (10, 10));
+        assert!(parse_ulimit("nofile").is_err());
+    }
+}

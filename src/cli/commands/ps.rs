@@ -1,0 +1,229 @@
+//! `amber ps` / `amber container ls`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cli::client::{enc, Client};
+use crate::cli::output::{human_since, human_size, print_table, Format};
+
+/// List containers.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Show all containers (default shows just running).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Filter output based on conditions provided (status=, name=, label=, ancestor=, id=, exited=).
+    #[arg(short, long)]
+    pub filter: Vec<String>,
+    /// Format output: table, json or a Go template.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Show n last created containers (includes all states).
+    #[arg(short = 'n', long)]
+    pub last: Option<i64>,
+    /// Show the latest created container (includes all states).
+    #[arg(short, long)]
+    pub latest: bool,
+    /// Don't truncate output.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only display container IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Display total file sizes.
+    #[arg(short, long)]
+    pub size: bool,
+}
+
+/// One row, with the field names of Docker's `ps --format`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Row {
+    command: String,
+    created_at: String,
+    #[serde(rename = "ID")]
+    id: String,
+    image: String,
+    labels: String,
+    local_volumes: String,
+    mounts: String,
+    names: String,
+    networks: String,
+    ports: String,
+    running_for: String,
+    size: String,
+    state: String,
+    status: String,
+}
+
+/// Run it.
+pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
+    let mut filters: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    for f in &args.filter {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("bad format of filter (expected name=value)"))?;
+        filters.entry(k.into()).or_default().insert(v.into(), true);
+    }
+    let limit = if args.latest { Some(1) } else { args.last };
+    let mut path = format!(
+        "/containers/json?all={}&size={}&filters={}",
+        args.all as u8,
+        args.size as u8,
+        enc(&serde_json::to_string(&filters)?)
+    );
+    if let Some(n) = limit {
+        path.push_str(&format!("&limit={n}"));
+    }
+    let list: Vec<Value> = c.get(&path).await?;
+    let rows: Vec<Row> = list.iter().map(|v| row(v, args.no_trunc)).collect();
+    if args.quiet {
+        for r in &rows {
+            println!("{}", r.id);
+        }
+        return Ok(0);
+    }
+    match Format::parse(args.format.as_deref())? {
+        Format::Json => {
+            for r in &rows {
+                println!("{}", serde_json::to_string(r)?);
+            }
+        }
+        Format::Template(t) => {
+            for r in &rows {
+                println!("{}", Format::render(&t, r)?);
+            }
+        }
+        Format::Default => table(rows, args.size),
+    }
+    Ok(0)
+}
+
+fn table(rows: Vec<Row>, size: bool) {
+    let mut header = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if size {
+        header.push("SIZE");
+    }
+    let cells: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            let mut v = vec![
+                r.id,
+                r.image,
+                r.command,
+                r.running_for,
+                r.status,
+                r.ports,
+                r.names,
+            ];
+            if size {
+                v.push(r.size);
+            }
+            v
+        })
+        .collect();
+    print_table(&header, &cells);
+}
+
+fn row(v: &Value, no_trunc: bool) -> Row {
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    let id = s("Id");
+    let command = s("Command");
+    let created = v["Created"].as_i64().unwrap_or(0);
+    let names: Vec<String> = v["Names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let labels = v["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
+    let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
+    let size = if size_root > 0 {
+        format!("{} (virtual {})", human_size(size_rw), human_size(size_root))
+    } else {
+        human_size(size_rw)
+    };
+    Row {
+        command: if no_trunc {
+            format!("\"{command}\"")
+        } else {
+            format!("\"{}\"", ellipsis(&command, 20))
+        },
+        created_at: chrono::DateTime::from_timestamp(created, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_default(),
+        id: if no_trunc { id } else { id.chars().take(12).collect() },
+        image: s("Image"),
+        labels,
+        local_volumes: "0".into(),
+        mounts: String::new(),
+        names: names.join(","),
+        networks: v["HostConfig"]["NetworkMode"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        ports: String::new(),
+        running_for: human_since(created),
+        size,
+        state: s("State"),
+        status: s("Status"),
+    }
+}
+
+/// Docker's `formatter.Ellipsis`: at most `max` characters, the last one `…`.
+fn ellipsis(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max - 1).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_truncated_like_docker() {
+        assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
+        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
+    }
+
+    #[test]
+    fn row_fields() {
+        let v = serde_json::json!({
+            "Id": "0123456789abcdef0123", "Names": ["/web"], "Image": "busybox",
+            "Command": "sleep 100", "Created": 0, "Labels": {"a": "b"},
+            "State": "running", "Status": "Up 2 seconds",
+        });
+        let r = row(&v, false);
+        assert_eq!(r.id, "0123456789ab");
+        assert_eq!(r.names, "web");
+        assert_eq!(r.command, "\"sleep 100\"");
+        assert_eq!(r.labels, "a=b");
+        assert_eq!(r.created_at, "1970-01-01 00:00:00 +0000 UTC");
+    }
+}
