@@ -104,7 +104,10 @@ impl CreateOpts {
             anyhow::bail!("Conflicting options: --restart and --rm");
         }
         for a in &self.attach {
-            if !matches!(a.to_ascii_lowercase().as_str(), "stdin" | "stdout" | "stderr") {
+            if !matches!(
+                a.to_ascii_lowercase().as_str(),
+                "stdin" | "stdout" | "stderr"
+            ) {
                 anyhow::bail!("invalid argument {a:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR");
             }
         }
@@ -143,7 +146,12 @@ impl CreateOpts {
             ulimits: if self.ulimit.is_empty() {
                 None
             } else {
-                Some(self.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_, _>>()?)
+                Some(
+                    self.ulimit
+                        .iter()
+                        .map(|u| parse_ulimit(u))
+                        .collect::<Result<_, _>>()?,
+                )
             },
             network_mode: self.network.clone().unwrap_or_default(),
             console_size: console.map(|(h, w)| vec![h, w]),
@@ -183,8 +191,7 @@ impl CreateOpts {
     fn environment(&self) -> anyhow::Result<Vec<String>> {
         let mut out = Vec::new();
         for f in &self.env_file {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
+            let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
             out.extend(
                 text.lines()
                     .map(str::trim_start)
@@ -250,17 +257,23 @@ pub fn parse_restart(s: &str) -> anyhow::Result<RestartPolicy> {
         None => (s, None),
     };
     let maximum_retry_count = match (name, count) {
-        ("on-failure", Some(c)) => c
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
-        (_, Some(_)) => anyhow::bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'"),
+        ("on-failure", Some(c)) => c.parse().map_err(|_| {
+            anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer")
+        })?,
+        (_, Some(_)) => anyhow::bail!(
+            "invalid restart policy format: maximum retry count can only be used with 'on-failure'"
+        ),
         _ => 0,
     };
     if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
         anyhow::bail!("invalid restart policy format: unknown policy {name:?}");
     }
     Ok(RestartPolicy {
-        name: if name.is_empty() { "no".into() } else { name.into() },
+        name: if name.is_empty() {
+            "no".into()
+        } else {
+            name.into()
+        },
         maximum_retry_count,
     })
 }

@@ -79,7 +79,10 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let io = c
-        .hijack(&format!("/exec/{id}/start"), Some(serde_json::to_vec(&start)?))
+        .hijack(
+            &format!("/exec/{id}/start"),
+            Some(serde_json::to_vec(&start)?),
+        )
         .await?;
     let raw = if args.tty && cfg.attach_stdin {
         RawTerminal::enable()?

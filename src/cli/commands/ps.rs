@@ -161,7 +161,11 @@ fn row(v: &Value, no_trunc: bool) -> Row {
     let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
     let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
     let size = if size_root > 0 {
-        format!("{} (virtual {})", human_size(size_rw), human_size(size_root))
+        format!(
+            "{} (virtual {})",
+            human_size(size_rw),
+            human_size(size_root)
+        )
     } else {
         human_size(size_rw)
     };
@@ -174,7 +178,11 @@ fn row(v: &Value, no_trunc: bool) -> Row {
         created_at: chrono::DateTime::from_timestamp(created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
             .unwrap_or_default(),
-        id: if no_trunc { id } else { id.chars().take(12).collect() },
+        id: if no_trunc {
+            id
+        } else {
+            id.chars().take(12).collect()
+        },
         image: s("Image"),
         labels,
         local_volumes: "0".into(),
@@ -209,7 +217,10 @@ mod tests {
     #[test]
     fn command_truncated_like_docker() {
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
-        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do sleep 1; done'", 20),
+            "sh -c 'while true; …"
+        );
     }
 
     #[test]
