@@ -343,3 +343,158 @@ fn run_it_is_an_interactive_shell() {
     assert_eq!(st.code(), Some(5));
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "", "--rm removed it");
 }
+
+/// Without a tty, `run` forwards the signals it gets to the container.
+#[test]
+fn run_proxies_signals() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let mut child = Command::new(amber_bin())
+        .arg("-H")
+        .arg(d.host())
+        .args([
+            "run",
+            "--name",
+            "sp",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    out.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "amber run did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st.code(), Some(9));
+}
+
+#[test]
+fn start_attach_top_stats_and_prune() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    d.ok(&[
+        "create",
+        "--name",
+        "cr",
+        "busybox",
+        "sh",
+        "-c",
+        "echo created; exit 2",
+    ]);
+    assert_eq!(status(&d, "cr"), "created");
+    let o = d.amber(&["start", "-a", "cr"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "created\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    d.ok(&["run", "-d", "--name", "busy", "busybox", "sleep", "1000"]);
+    let top = d.ok(&["top", "busy"]);
+    assert!(top.lines().next().unwrap().contains("PID"), "{top}");
+    assert!(top.contains("sleep 1000"), "{top}");
+    let stats = d.ok(&["stats", "--no-stream", "busy"]);
+    let mut lines = stats.lines();
+    assert!(
+        lines.next().unwrap().starts_with("CONTAINER ID   NAME"),
+        "{stats}"
+    );
+    assert!(lines.next().unwrap().contains(" busy "), "{stats}");
+
+    let pruned = d.ok(&["container", "prune", "-f"]);
+    assert!(pruned.starts_with("Deleted Containers:\n"), "{pruned}");
+    let left = d.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(left, "busy\n");
+}
+
+/// `cp` both ways and `diff`, with Docker's placement rules. Skipped when
+/// the daemon lacks the archive endpoints (they land on another branch).
+#[test]
+fn cp_and_diff() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "files",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /data/sub; echo a > /data/a; echo b > /data/sub/b; rm /etc/amber-release; sleep 1000",
+    ]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let diff = loop {
+        let o = d.amber(&["diff", "files"]);
+        if stderr(&o).contains("page not found") {
+            eprintln!("skipping: this daemon has no /containers/{{id}}/changes");
+            return;
+        }
+        let out = stdout(&o);
+        if out.contains("D /etc/amber-release") || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in [
+        "A /data",
+        "A /data/a",
+        "A /data/sub/b",
+        "C /etc",
+        "D /etc/amber-release",
+    ] {
+        assert!(diff.lines().any(|l| l == line), "{line} not in {diff}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let t = |p: &str| tmp.path().join(p).to_str().unwrap().to_string();
+    // Into an existing directory, onto a new name, a directory's contents.
+    d.ok(&["cp", "files:/data", &t("")]);
+    d.ok(&["cp", "files:/data/a", &t("a2")]);
+    d.ok(&["cp", "files:/data/.", &t("contents")]);
+    assert_eq!(std::fs::read_to_string(t("data/sub/b")).unwrap(), "b\n");
+    assert_eq!(std::fs::read_to_string(t("a2")).unwrap(), "a\n");
+    assert_eq!(std::fs::read_to_string(t("contents/sub/b")).unwrap(), "b\n");
+    assert!(d
+        .fails(&["cp", "files:/data", &t("a2")])
+        .contains("directory to a file"));
+
+    std::fs::write(t("host.txt"), "from host\n").unwrap();
+    d.ok(&["cp", &t("host.txt"), "files:/data/"]);
+    d.ok(&["cp", &t("host.txt"), "files:/data/renamed"]);
+    d.ok(&["cp", &t("data"), "files:/copied"]);
+    let inside = d.ok(&[
+        "exec",
+        "files",
+        "cat",
+        "/data/host.txt",
+        "/data/renamed",
+        "/copied/sub/b",
+    ]);
+    assert_eq!(inside, "from host\nfrom host\nb\n");
+
+    // `-` streams a tar.
+    let o = d.amber(&["cp", "files:/data/a", "-"]);
+    let mut ar = tar::Archive::new(&o.stdout[..]);
+    let names: Vec<String> = ar
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["a"]);
+}

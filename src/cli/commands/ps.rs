@@ -140,35 +140,6 @@ fn row(v: &Value, no_trunc: bool) -> Row {
     let id = s("Id");
     let command = s("Command");
     let created = v["Created"].as_i64().unwrap_or(0);
-    let names: Vec<String> = v["Names"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|n| n.trim_start_matches('/').to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let labels = v["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
-    let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
-    let size = if size_root > 0 {
-        format!(
-            "{} (virtual {})",
-            human_size(size_rw),
-            human_size(size_root)
-        )
-    } else {
-        human_size(size_rw)
-    };
     Row {
         command: if no_trunc {
             format!("\"{command}\"")
@@ -184,19 +155,61 @@ fn row(v: &Value, no_trunc: bool) -> Row {
             id.chars().take(12).collect()
         },
         image: s("Image"),
-        labels,
+        labels: labels(v),
         local_volumes: "0".into(),
         mounts: String::new(),
-        names: names.join(","),
+        names: names(v),
         networks: v["HostConfig"]["NetworkMode"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
         ports: String::new(),
         running_for: human_since(created),
-        size,
+        size: size(v),
         state: s("State"),
         status: s("Status"),
+    }
+}
+
+/// Names without Docker's leading `/`, comma-separated.
+fn names(v: &Value) -> String {
+    v["Names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|n| n.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// `k=v,k2=v2`.
+fn labels(v: &Value) -> String {
+    v["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// `12kB (virtual 4.2MB)`, as Docker's `Size` column.
+fn size(v: &Value) -> String {
+    let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
+    let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
+    if size_root > 0 {
+        format!(
+            "{} (virtual {})",
+            human_size(size_rw),
+            human_size(size_root)
+        )
+    } else {
+        human_size(size_rw)
     }
 }
 
