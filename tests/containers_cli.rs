@@ -130,6 +130,8 @@ fn detached_lifecycle_as_inspect_sees_it() {
     assert_eq!(status(&d, "web"), "running");
     let table = d.ok(&["ps"]);
     assert!(table.starts_with("CONTAINER ID   IMAGE"), "{table}");
+    let custom = d.ok(&["ps", "--format", "table {{.Names}}\\t{{.State}}"]);
+    assert_eq!(custom, "NAMES   STATE\nweb     running\n");
 
     assert_eq!(d.ok(&["pause", "web"]), "web\n");
     assert_eq!(status(&d, "web"), "paused");

@@ -322,6 +322,39 @@ mod tests {
         assert!(parse_restart("sometimes").is_err());
     }
 
+    fn opts(args: &[&str]) -> CreateOpts {
+        #[derive(clap::Parser)]
+        #[command(disable_help_flag = true)]
+        struct P {
+            #[command(flatten)]
+            o: CreateOpts,
+        }
+        let mut argv = vec!["run"];
+        argv.extend(args);
+        <P as clap::Parser>::parse_from(argv).o
+    }
+
+    #[test]
+    fn conflicts_and_streams() {
+        assert!(opts(&["-a", "stdout", "busybox"]).validate(true).is_err());
+        assert!(opts(&["--rm", "--restart", "always", "busybox"])
+            .validate(false)
+            .is_err());
+        assert!(opts(&["-a", "bogus", "busybox"]).validate(false).is_err());
+        let o = opts(&["-i", "busybox", "sh", "-c", "x"]);
+        assert!(o.attaches("stdin") && o.attaches("stdout"));
+        assert_eq!(o.command, ["sh", "-c", "x"]);
+        let o = opts(&["-a", "STDERR", "busybox"]);
+        assert!(!o.attaches("stdout") && o.attaches("stderr"));
+        let r = opts(&["--cpus", "1.5", "-m", "1g", "-e", "A=1", "busybox"])
+            .request(false, Some((24, 80)))
+            .unwrap();
+        assert_eq!(r.host_config.nano_cpus, 1_500_000_000);
+        assert_eq!(r.host_config.memory, 1 << 30);
+        assert_eq!(r.host_config.console_size, Some(vec![24, 80]));
+        assert_eq!(r.config.env, Some(vec!["A=1".to_string()]));
+    }
+
     #[test]
     fn ulimits() {
         let u = parse_ulimit("nofile=1024:2048").unwrap();

@@ -85,11 +85,30 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    match Format::parse(args.format.as_deref())? {
+    // Docker's formatter turns a literal `\t` / `\n` into the character.
+    let fmt = args
+        .format
+        .as_deref()
+        .map(|f| f.replace("\\t", "\t").replace("\\n", "\n"));
+    match Format::parse(fmt.as_deref())? {
         Format::Json => {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);
             }
+        }
+        Format::Template(t) if is_table(args.format.as_deref()) => {
+            let header = Format::render(&t, &headers())?;
+            let header: Vec<&str> = header.split('\t').collect();
+            let cells = rows
+                .iter()
+                .map(|r| {
+                    Ok(Format::render(&t, r)?
+                        .split('\t')
+                        .map(str::to_string)
+                        .collect())
+                })
+                .collect::<anyhow::Result<Vec<Vec<String>>>>()?;
+            print_table(&header, &cells);
         }
         Format::Template(t) => {
             for r in &rows {
@@ -99,6 +118,20 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         Format::Default => table(rows, args.size),
     }
     Ok(0)
+}
+
+fn is_table(format: Option<&str>) -> bool {
+    format.is_some_and(|f| f.starts_with("table "))
+}
+
+/// The column titles Docker prints for `--format 'table ...'`.
+fn headers() -> Value {
+    serde_json::json!({
+        "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID",
+        "Image": "IMAGE", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+        "Mounts": "MOUNTS", "Names": "NAMES", "Networks": "NETWORKS", "Ports": "PORTS",
+        "RunningFor": "CREATED", "Size": "SIZE", "State": "STATE", "Status": "STATUS",
+    })
 }
 
 fn table(rows: Vec<Row>, size: bool) {
