@@ -283,67 +283,113 @@ fn run_interactive_with_piped_stdin() {
     assert_eq!(stdout(&o).trim(), "5", "{}", stderr(&o));
 }
 
-/// Drive `amber run -it` on a pseudo-terminal as a user would.
+/// `amber` on a pseudo-terminal, driven as a user would.
+struct PtySession {
+    child: std::process::Child,
+    master: std::fs::File,
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: Vec<u8>,
+}
+
+impl PtySession {
+    fn spawn(d: &Daemon, args: &[&str]) -> PtySession {
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let slave = std::fs::File::from(pty.slave);
+        let child = Command::new(amber_bin())
+            .arg("-H")
+            .arg(d.host())
+            .args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let master = std::fs::File::from(pty.master);
+        let mut reader = master.try_clone().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        PtySession {
+            child,
+            master,
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    fn read_until(&mut self, needle: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !String::from_utf8_lossy(&self.seen).contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            if let Ok(chunk) = self.rx.recv_timeout(Duration::from_millis(100)) {
+                self.seen.extend(chunk);
+            }
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.master.write_all(bytes).unwrap();
+    }
+
+    fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "amber did not exit: {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 #[test]
 fn run_it_is_an_interactive_shell() {
     let d = setup();
     let _c = Cleanup(&d);
-    let pty = nix::pty::openpty(None, None).unwrap();
-    let slave = std::fs::File::from(pty.slave);
-    let mut child = Command::new(amber_bin())
-        .arg("-H")
-        .arg(d.host())
-        .args(["run", "-it", "--rm", "busybox", "sh"])
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::from(slave.try_clone().unwrap()))
-        .stderr(Stdio::from(slave))
-        .spawn()
-        .unwrap();
-    let mut master = std::fs::File::from(pty.master);
-    let mut reader = master.try_clone().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = reader.read(&mut buf) {
-            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let read_until = |needle: &str, seen: &mut Vec<u8>| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !String::from_utf8_lossy(seen).contains(needle) {
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in {:?}",
-                String::from_utf8_lossy(seen)
-            );
-            if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(100)) {
-                seen.extend(chunk);
-            }
-        }
-    };
-    read_until("# ", &mut seen);
-    master.write_all(b"echo $((6*7))\n").unwrap();
-    read_until("42", &mut seen);
-    master.write_all(b"exit 5\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let st = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!(
-                "amber run -it did not exit: {:?}",
-                String::from_utf8_lossy(&seen)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(st.code(), Some(5));
+    let mut s = PtySession::spawn(&d, &["run", "-it", "--rm", "busybox", "sh"]);
+    s.read_until("# ");
+    s.write(b"echo $((6*7))\n");
+    s.read_until("42");
+    s.write(b"exit 5\n");
+    assert_eq!(s.wait(), Some(5));
     assert_eq!(d.ok(&["ps", "-a", "-q"]), "", "--rm removed it");
+}
+
+#[test]
+fn detach_keys_and_exec_it() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let mut s = PtySession::spawn(&d, &["run", "-it", "--name", "dt", "busybox", "sh"]);
+    s.read_until("# ");
+    // ctrl-p ctrl-q: the client leaves with 0. (Whether the shell survives
+    // is the daemon's business: it sends EOT to a tty when a client goes.)
+    s.write(&[0x10, 0x11]);
+    s.read_until("read escape sequence");
+    assert_eq!(s.wait(), Some(0));
+
+    d.ok(&["run", "-d", "--name", "ex", "busybox", "sleep", "1000"]);
+    let mut s = PtySession::spawn(&d, &["exec", "-it", "ex", "sh"]);
+    s.read_until("# ");
+    s.write(b"echo $((7*6)); exit 3\n");
+    s.read_until("42");
+    assert_eq!(s.wait(), Some(3));
 }
 
 /// Without a tty, `run` forwards the signals it gets to the container.
