@@ -310,7 +310,7 @@ mod tests {
         let mut f = DetachFilter::default();
         assert_eq!(f.feed(b"ab"), (b"ab".to_vec(), false));
         assert_eq!(f.feed(&[b'x', 0x10]), (b"x".to_vec(), false));
-        assert_eq!(f.feed(&[b'y']), (vec![0x10, b'y'], false));
+        assert_eq!(f.feed(b"y"), (vec![0x10, b'y'], false));
         assert_eq!(f.feed(&[b'z', 0x10, 0x11, b'w']), (b"z".to_vec(), true));
         let mut f = DetachFilter::default();
         assert_eq!(f.feed(&[0x10]), (vec![], false));
