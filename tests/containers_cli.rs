@@ -107,6 +107,27 @@ fn run_output_and_exit_codes() {
     }
     // --rm removed its containers; only the `exit 3` one is left.
     assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 1);
+
+    // A name in use is the engine's error: 125.
+    d.ok(&["create", "--name", "dup", "busybox", "true"]);
+    let o = d.amber(&["run", "--name", "dup", "busybox", "true"]);
+    assert_eq!(code(&o), 125, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("Error response from daemon:"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Unknown containers: one line, exit 1.
+    for cmd in ["stop", "start", "kill", "rm", "wait", "logs", "pause"] {
+        let o = d.amber(&[cmd, "ghost"]);
+        assert_eq!(code(&o), 1, "{cmd}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("No such container: ghost") && err.lines().count() <= 2,
+            "{cmd}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -200,6 +221,17 @@ fn exec_and_logs() {
     }
     assert_eq!(d.ok(&["logs", "lg"]), "one\ntwo\n");
     assert_eq!(d.ok(&["logs", "--tail", "1", "lg"]), "two\n");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "later",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]);
+    assert_eq!(d.ok(&["logs", "-f", "later"]), "a\nb\n");
     let ts = d.ok(&["logs", "-t", "lg"]);
     assert!(ts.lines().all(|l| l.contains("Z ")), "{ts}");
 
