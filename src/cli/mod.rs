@@ -314,3 +314,27 @@ fn init_logging(level: &str, format: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn run_parses_like_docker() {
+        use clap::Parser;
+        let cli = super::Cli::parse_from([
+            "amber", "run", "-it", "--rm", "-h", "box", "busybox", "ls", "-l",
+        ]);
+        let super::Command::Run(a) = cli.command else {
+            panic!("not run");
+        };
+        assert!(a.opts.interactive && a.opts.tty && a.opts.rm);
+        assert_eq!(a.opts.hostname.as_deref(), Some("box"));
+        assert_eq!(a.opts.command, ["ls", "-l"]);
+    }
+}

@@ -89,43 +89,99 @@ pub fn body_reader(resp: hyper::Response<hyper::body::Incoming>) -> impl AsyncRe
     tokio_util::io::StreamReader::new(s)
 }
 
+/// Docker's default detach keys: ctrl-p, ctrl-q.
+const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+
+/// Watches keystrokes for the detach sequence, holding back a pending
+/// ctrl-p until the next byte shows whether it starts the sequence.
+#[derive(Debug, Default)]
+pub struct DetachFilter {
+    pending: bool,
+}
+
+impl DetachFilter {
+    /// The bytes to forward, and whether the sequence was typed (the bytes
+    /// before it are still forwarded).
+    pub fn feed(&mut self, input: &[u8]) -> (Vec<u8>, bool) {
+        let mut out = Vec::with_capacity(input.len() + 1);
+        for &b in input {
+            if self.pending {
+                self.pending = false;
+                if b == DETACH_KEYS[1] {
+                    return (out, true);
+                }
+                out.push(DETACH_KEYS[0]);
+            }
+            if b == DETACH_KEYS[0] {
+                self.pending = true;
+            } else {
+                out.push(b);
+            }
+        }
+        (out, false)
+    }
+}
+
 /// Forward our stdin to `w`; at end of input, half-close so the daemon
-/// closes the process's stdin.
-async fn forward_stdin<W: AsyncWrite + Unpin>(mut w: W) {
+/// closes the process's stdin. Returns (`true`) only when the user typed
+/// the detach keys on a tty.
+async fn forward_stdin<W: AsyncWrite + Unpin>(mut w: W, tty: bool) -> bool {
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 32 * 1024];
+    let mut keys = DetachFilter::default();
     loop {
-        match stdin.read(&mut buf).await {
+        let n = match stdin.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if w.write_all(&buf[..n]).await.is_err() || w.flush().await.is_err() {
-                    return;
-                }
-            }
+            Ok(n) => n,
+        };
+        let (data, detach) = if tty {
+            keys.feed(&buf[..n])
+        } else {
+            (buf[..n].to_vec(), false)
+        };
+        if w.write_all(&data).await.is_err() || w.flush().await.is_err() {
+            break;
+        }
+        if detach {
+            return true;
         }
     }
     let _ = w.shutdown().await;
+    // End of input (or a closed connection) is no detach: the output
+    // keeps coming until the daemon ends it.
+    std::future::pending::<bool>().await
 }
 
-/// Run an attached session until the daemon ends the output.
-pub async fn pump<S>(io: S, tty: bool, stdin: bool) -> std::io::Result<()>
+/// How an attached session ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The daemon closed the output (the process exited).
+    Closed,
+    /// The user typed the detach keys; the container keeps running.
+    Detached,
+}
+
+/// Run an attached session until the daemon ends the output or the user
+/// detaches.
+pub async fn pump<S>(io: S, tty: bool, stdin: bool) -> std::io::Result<Ended>
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (r, w) = tokio::io::split(io);
-    let input = if stdin {
-        Some(tokio::spawn(forward_stdin(w)))
-    } else {
-        // Keep the write half: dropping it is harmless, but holding it
-        // makes the session's lifetime explicit.
+    if !stdin {
         drop(w);
-        None
-    };
-    let res = copy_output(r, tty).await;
-    if let Some(h) = input {
-        h.abort();
+        return copy_output(r, tty).await.map(|()| Ended::Closed);
     }
-    res
+    let mut input = tokio::spawn(forward_stdin(w, tty));
+    let ended = tokio::select! {
+        res = copy_output(r, tty) => res.map(|()| Ended::Closed),
+        detached = &mut input => match detached {
+            Ok(_) => Ok(Ended::Detached),
+            Err(e) => Err(std::io::Error::other(e)),
+        },
+    };
+    input.abort();
+    ended
 }
 
 /// The terminal in raw mode; restored on drop (every exit path).
@@ -247,6 +303,18 @@ mod tests {
         d.push(&wire[12..]);
         assert_eq!(d.next_frame(), Some((STDERR, b"de".to_vec())));
         assert_eq!(d.next_frame(), None);
+    }
+
+    #[test]
+    fn detach_keys() {
+        let mut f = DetachFilter::default();
+        assert_eq!(f.feed(b"ab"), (b"ab".to_vec(), false));
+        assert_eq!(f.feed(&[b'x', 0x10]), (b"x".to_vec(), false));
+        assert_eq!(f.feed(b"y"), (vec![0x10, b'y'], false));
+        assert_eq!(f.feed(&[b'z', 0x10, 0x11, b'w']), (b"z".to_vec(), true));
+        let mut f = DetachFilter::default();
+        assert_eq!(f.feed(&[0x10]), (vec![], false));
+        assert_eq!(f.feed(&[0x11]), (vec![], true));
     }
 
     #[test]

@@ -101,7 +101,14 @@ pub async fn session(
     for h in [resizer, proxy].into_iter().flatten() {
         h.abort();
     }
-    pumped.map_err(|e| anyhow::anyhow!("error streaming the container's output: {e}"))?;
+    let ended =
+        pumped.map_err(|e| anyhow::anyhow!("error streaming the container's output: {e}"))?;
+    if ended == stream::Ended::Detached {
+        // As docker: the container keeps running, we exit 0.
+        wait.abort();
+        eprintln!("read escape sequence");
+        return Ok(0);
+    }
     wait.await?
 }
 

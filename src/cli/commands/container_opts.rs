@@ -104,7 +104,10 @@ impl CreateOpts {
             anyhow::bail!("Conflicting options: --restart and --rm");
         }
         for a in &self.attach {
-            if !matches!(a.to_ascii_lowercase().as_str(), "stdin" | "stdout" | "stderr") {
+            if !matches!(
+                a.to_ascii_lowercase().as_str(),
+                "stdin" | "stdout" | "stderr"
+            ) {
                 anyhow::bail!("invalid argument {a:?} for \"-a, --attach\" flag: valid streams are STDIN, STDOUT and STDERR");
             }
         }
@@ -143,7 +146,12 @@ impl CreateOpts {
             ulimits: if self.ulimit.is_empty() {
                 None
             } else {
-                Some(self.ulimit.iter().map(|u| parse_ulimit(u)).collect::<Result<_, _>>()?)
+                Some(
+                    self.ulimit
+                        .iter()
+                        .map(|u| parse_ulimit(u))
+                        .collect::<Result<_, _>>()?,
+                )
             },
             network_mode: self.network.clone().unwrap_or_default(),
             console_size: console.map(|(h, w)| vec![h, w]),
@@ -183,8 +191,7 @@ impl CreateOpts {
     fn environment(&self) -> anyhow::Result<Vec<String>> {
         let mut out = Vec::new();
         for f in &self.env_file {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
+            let text = std::fs::read_to_string(f).map_err(|e| anyhow::anyhow!("open {f}: {e}"))?;
             out.extend(
                 text.lines()
                     .map(str::trim_start)
@@ -250,17 +257,23 @@ pub fn parse_restart(s: &str) -> anyhow::Result<RestartPolicy> {
         None => (s, None),
     };
     let maximum_retry_count = match (name, count) {
-        ("on-failure", Some(c)) => c
-            .parse()
-            .map_err(|_| anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer"))?,
-        (_, Some(_)) => anyhow::bail!("invalid restart policy format: maximum retry count can only be used with 'on-failure'"),
+        ("on-failure", Some(c)) => c.parse().map_err(|_| {
+            anyhow::anyhow!("invalid restart policy format: maximum retry count must be an integer")
+        })?,
+        (_, Some(_)) => anyhow::bail!(
+            "invalid restart policy format: maximum retry count can only be used with 'on-failure'"
+        ),
         _ => 0,
     };
     if !matches!(name, "" | "no" | "always" | "unless-stopped" | "on-failure") {
         anyhow::bail!("invalid restart policy format: unknown policy {name:?}");
     }
     Ok(RestartPolicy {
-        name: if name.is_empty() { "no".into() } else { name.into() },
+        name: if name.is_empty() {
+            "no".into()
+        } else {
+            name.into()
+        },
         maximum_retry_count,
     })
 }
@@ -307,6 +320,39 @@ mod tests {
         assert_eq!((p.name.as_str(), p.maximum_retry_count), ("on-failure", 3));
         assert!(parse_restart("always:3").is_err());
         assert!(parse_restart("sometimes").is_err());
+    }
+
+    fn opts(args: &[&str]) -> CreateOpts {
+        #[derive(clap::Parser)]
+        #[command(disable_help_flag = true)]
+        struct P {
+            #[command(flatten)]
+            o: CreateOpts,
+        }
+        let mut argv = vec!["run"];
+        argv.extend(args);
+        <P as clap::Parser>::parse_from(argv).o
+    }
+
+    #[test]
+    fn conflicts_and_streams() {
+        assert!(opts(&["-a", "stdout", "busybox"]).validate(true).is_err());
+        assert!(opts(&["--rm", "--restart", "always", "busybox"])
+            .validate(false)
+            .is_err());
+        assert!(opts(&["-a", "bogus", "busybox"]).validate(false).is_err());
+        let o = opts(&["-i", "busybox", "sh", "-c", "x"]);
+        assert!(o.attaches("stdin") && o.attaches("stdout"));
+        assert_eq!(o.command, ["sh", "-c", "x"]);
+        let o = opts(&["-a", "STDERR", "busybox"]);
+        assert!(!o.attaches("stdout") && o.attaches("stderr"));
+        let r = opts(&["--cpus", "1.5", "-m", "1g", "-e", "A=1", "busybox"])
+            .request(false, Some((24, 80)))
+            .unwrap();
+        assert_eq!(r.host_config.nano_cpus, 1_500_000_000);
+        assert_eq!(r.host_config.memory, 1 << 30);
+        assert_eq!(r.host_config.console_size, Some(vec![24, 80]));
+        assert_eq!(r.config.env, Some(vec!["A=1".to_string()]));
     }
 
     #[test]

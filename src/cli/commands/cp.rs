@@ -125,14 +125,17 @@ fn rebase(entry: &Path, rename: &Option<(String, String)>) -> PathBuf {
         .components()
         .filter(|c| !matches!(c, Component::CurDir))
         .collect();
-    let rest = |skip: usize| -> PathBuf { comps.iter().skip(skip).collect() };
+    // `join("")` would add a trailing `/` (a directory to `unpack`).
+    let rest = |skip: usize| -> PathBuf {
+        let mut p = PathBuf::from(to);
+        p.extend(comps.iter().skip(skip));
+        p
+    };
     if from == "." {
-        return Path::new(to).join(rest(0));
+        return rest(0);
     }
     match comps.first() {
-        Some(Component::Normal(f)) if f.to_str() == Some(from.as_str()) => {
-            Path::new(to).join(rest(1))
-        }
+        Some(Component::Normal(f)) if f.to_str() == Some(from.as_str()) => rest(1),
         _ => entry.to_path_buf(),
     }
 }
@@ -155,11 +158,7 @@ async fn from_container(
     dst: &str,
     args: &Args,
 ) -> anyhow::Result<i32> {
-    let path = format!(
-        "/containers/{}/archive?path={}",
-        enc_path(ctr),
-        enc(src)
-    );
+    let path = format!("/containers/{}/archive?path={}", enc_path(ctr), enc(src));
     let resp = c.send(Method::GET, &path, None, empty()).await?;
     if dst == "-" {
         let mut out = tokio::io::stdout();
@@ -194,7 +193,10 @@ fn extract<R: std::io::Read>(r: R, plan: &Plan, owners: bool) -> anyhow::Result<
             .components()
             .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
         {
-            anyhow::bail!("refusing archive entry outside the destination: {}", rel.display());
+            anyhow::bail!(
+                "refusing archive entry outside the destination: {}",
+                rel.display()
+            );
         }
         let target = dir.join(&rel);
         if rel.as_os_str().is_empty() || target == dir {
@@ -203,7 +205,10 @@ fn extract<R: std::io::Read>(r: R, plan: &Plan, owners: bool) -> anyhow::Result<
         let parent = target.parent().unwrap_or(&dir);
         std::fs::create_dir_all(parent)?;
         if !std::fs::canonicalize(parent)?.starts_with(&dir) {
-            anyhow::bail!("refusing archive entry through a symlink: {}", rel.display());
+            anyhow::bail!(
+                "refusing archive entry through a symlink: {}",
+                rel.display()
+            );
         }
         total += entry.size();
         if entry.header().entry_type().is_hard_link() {
@@ -234,13 +239,18 @@ async fn to_container(
             enc(dst)
         );
         let resp = c
-            .send(Method::PUT, &path, Some("application/x-tar"), stream_body(tokio::io::stdin()))
+            .send(
+                Method::PUT,
+                &path,
+                Some("application/x-tar"),
+                stream_body(tokio::io::stdin()),
+            )
             .await?;
         read_all(resp).await?;
         return Ok(0);
     }
-    let meta = std::fs::symlink_metadata(src)
-        .map_err(|e| anyhow::anyhow!("could not stat {src}: {e}"))?;
+    let meta =
+        std::fs::symlink_metadata(src).map_err(|e| anyhow::anyhow!("could not stat {src}: {e}"))?;
     let src_dir = meta.is_dir();
     let state = match c
         .send(
@@ -264,11 +274,21 @@ async fn to_container(
     let (rd, wr) = tokio::io::duplex(64 * 1024);
     let src_owned = src.to_string();
     let writer = tokio::task::spawn_blocking(move || {
-        pack(tokio_util::io::SyncIoBridge::new(wr), &src_owned, &name, src_dir)
+        pack(
+            tokio_util::io::SyncIoBridge::new(wr),
+            &src_owned,
+            &name,
+            src_dir,
+        )
     });
     let path = format!("/containers/{}/archive?{query}", enc_path(ctr));
     let sent = c
-        .send(Method::PUT, &path, Some("application/x-tar"), stream_body(rd))
+        .send(
+            Method::PUT,
+            &path,
+            Some("application/x-tar"),
+            stream_body(rd),
+        )
         .await;
     let n = writer.await??;
     read_all(sent?).await?;
@@ -331,7 +351,13 @@ mod tests {
     fn placement() {
         // Into an existing directory: keep the source's name.
         let p = plan("/etc/hosts", false, "/tmp/out", (true, true)).unwrap();
-        assert_eq!(p, Plan { dir: "/tmp/out".into(), rename: None });
+        assert_eq!(
+            p,
+            Plan {
+                dir: "/tmp/out".into(),
+                rename: None
+            }
+        );
         // Onto a missing path: the destination's name.
         let p = plan("/etc/hosts", false, "/tmp/h2", (false, false)).unwrap();
         assert_eq!(p.dir, "/tmp");
@@ -346,7 +372,7 @@ mod tests {
     #[test]
     fn rebasing() {
         let r = Some(("hosts".to_string(), "h2".to_string()));
-        assert_eq!(rebase(Path::new("hosts"), &r), Path::new("h2"));
+        assert_eq!(rebase(Path::new("hosts"), &r).as_os_str(), "h2");
         let r = Some(("d".to_string(), "e".to_string()));
         assert_eq!(rebase(Path::new("d/x/y"), &r), Path::new("e/x/y"));
         let r = Some((".".to_string(), "new".to_string()));

@@ -9,6 +9,7 @@ use super::container_opts::CreateOpts;
 #[derive(Debug, clap::Args)]
 #[command(disable_help_flag = true)]
 pub struct Args {
+    /// The flags `create` and `run` share, then IMAGE [COMMAND...].
     #[command(flatten)]
     pub opts: CreateOpts,
 }

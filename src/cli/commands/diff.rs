@@ -14,7 +14,10 @@ pub struct Args {
 /// Run it: `C`hanged, `A`dded, `D`eleted, one path a line.
 pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     let v: Value = c
-        .get(&format!("/containers/{}/changes", enc_path(&args.container)))
+        .get(&format!(
+            "/containers/{}/changes",
+            enc_path(&args.container)
+        ))
         .await?;
     for ch in v.as_array().into_iter().flatten() {
         let kind = match ch["Kind"].as_i64() {

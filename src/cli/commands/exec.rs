@@ -79,7 +79,10 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let io = c
-        .hijack(&format!("/exec/{id}/start"), Some(serde_json::to_vec(&start)?))
+        .hijack(
+            &format!("/exec/{id}/start"),
+            Some(serde_json::to_vec(&start)?),
+        )
         .await?;
     let raw = if args.tty && cfg.attach_stdin {
         RawTerminal::enable()?
@@ -94,7 +97,11 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     if let Some(h) = resizer {
         h.abort();
     }
-    pumped.map_err(|e| anyhow::anyhow!("error streaming the exec's output: {e}"))?;
+    let ended = pumped.map_err(|e| anyhow::anyhow!("error streaming the exec's output: {e}"))?;
+    if ended == stream::Ended::Detached {
+        eprintln!("read escape sequence");
+        return Ok(0);
+    }
     exit_code(c, &id).await
 }
 

@@ -85,11 +85,30 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    match Format::parse(args.format.as_deref())? {
+    // Docker's formatter turns a literal `\t` / `\n` into the character.
+    let fmt = args
+        .format
+        .as_deref()
+        .map(|f| f.replace("\\t", "\t").replace("\\n", "\n"));
+    match Format::parse(fmt.as_deref())? {
         Format::Json => {
             for r in &rows {
                 println!("{}", serde_json::to_string(r)?);
             }
+        }
+        Format::Template(t) if is_table(args.format.as_deref()) => {
+            let header = Format::render(&t, &headers())?;
+            let header: Vec<&str> = header.split('\t').collect();
+            let cells = rows
+                .iter()
+                .map(|r| {
+                    Ok(Format::render(&t, r)?
+                        .split('\t')
+                        .map(str::to_string)
+                        .collect())
+                })
+                .collect::<anyhow::Result<Vec<Vec<String>>>>()?;
+            print_table(&header, &cells);
         }
         Format::Template(t) => {
             for r in &rows {
@@ -99,6 +118,20 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         Format::Default => table(rows, args.size),
     }
     Ok(0)
+}
+
+fn is_table(format: Option<&str>) -> bool {
+    format.is_some_and(|f| f.starts_with("table "))
+}
+
+/// The column titles Docker prints for `--format 'table ...'`.
+fn headers() -> Value {
+    serde_json::json!({
+        "Command": "COMMAND", "CreatedAt": "CREATED AT", "ID": "CONTAINER ID",
+        "Image": "IMAGE", "Labels": "LABELS", "LocalVolumes": "LOCAL VOLUMES",
+        "Mounts": "MOUNTS", "Names": "NAMES", "Networks": "NETWORKS", "Ports": "PORTS",
+        "RunningFor": "CREATED", "Size": "SIZE", "State": "STATE", "Status": "STATUS",
+    })
 }
 
 fn table(rows: Vec<Row>, size: bool) {
@@ -140,31 +173,6 @@ fn row(v: &Value, no_trunc: bool) -> Row {
     let id = s("Id");
     let command = s("Command");
     let created = v["Created"].as_i64().unwrap_or(0);
-    let names: Vec<String> = v["Names"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|n| n.trim_start_matches('/').to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let labels = v["Labels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
-    let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
-    let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
-    let size = if size_root > 0 {
-        format!("{} (virtual {})", human_size(size_rw), human_size(size_root))
-    } else {
-        human_size(size_rw)
-    };
     Row {
         command: if no_trunc {
             format!("\"{command}\"")
@@ -174,21 +182,67 @@ fn row(v: &Value, no_trunc: bool) -> Row {
         created_at: chrono::DateTime::from_timestamp(created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
             .unwrap_or_default(),
-        id: if no_trunc { id } else { id.chars().take(12).collect() },
+        id: if no_trunc {
+            id
+        } else {
+            id.chars().take(12).collect()
+        },
         image: s("Image"),
-        labels,
+        labels: labels(v),
         local_volumes: "0".into(),
         mounts: String::new(),
-        names: names.join(","),
+        names: names(v),
         networks: v["HostConfig"]["NetworkMode"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
         ports: String::new(),
         running_for: human_since(created),
-        size,
+        size: size(v),
         state: s("State"),
         status: s("Status"),
+    }
+}
+
+/// Names without Docker's leading `/`, comma-separated.
+fn names(v: &Value) -> String {
+    v["Names"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|n| n.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// `k=v,k2=v2`.
+fn labels(v: &Value) -> String {
+    v["Labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// `12kB (virtual 4.2MB)`, as Docker's `Size` column.
+fn size(v: &Value) -> String {
+    let size_rw = v["SizeRw"].as_i64().unwrap_or(0);
+    let size_root = v["SizeRootFs"].as_i64().unwrap_or(0);
+    if size_root > 0 {
+        format!(
+            "{} (virtual {})",
+            human_size(size_rw),
+            human_size(size_root)
+        )
+    } else {
+        human_size(size_rw)
     }
 }
 
@@ -209,7 +263,10 @@ mod tests {
     #[test]
     fn command_truncated_like_docker() {
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
-        assert_eq!(ellipsis("sh -c 'while true; do sleep 1; done'", 20), "sh -c 'while true; …");
+        assert_eq!(
+            ellipsis("sh -c 'while true; do sleep 1; done'", 20),
+            "sh -c 'while true; …"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub struct Args {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub sig_proxy: bool,
+    /// The flags `create` and `run` share, then IMAGE [COMMAND...].
     #[command(flatten)]
     pub opts: CreateOpts,
 }

@@ -30,7 +30,10 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     }
     let mut failed = Vec::new();
     for name in &args.containers {
-        match c.post(&format!("/containers/{}/start", enc_path(name))).await {
+        match c
+            .post(&format!("/containers/{}/start", enc_path(name)))
+            .await
+        {
             Ok(()) => println!("{name}"),
             Err(e) => {
                 eprintln!("{e}");
@@ -46,7 +49,9 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
 }
 
 async fn attached(c: &Client, name: &str, interactive: bool) -> anyhow::Result<i32> {
-    let v: Value = c.get(&format!("/containers/{}/json", enc_path(name))).await?;
+    let v: Value = c
+        .get(&format!("/containers/{}/json", enc_path(name)))
+        .await?;
     let id = v["Id"].as_str().unwrap_or(name).to_string();
     let tty = v["Config"]["Tty"] == Value::Bool(true);
     let w = Wiring {

@@ -62,7 +62,11 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
 
 async fn running(c: &Client, all: bool) -> anyhow::Result<Vec<String>> {
     let list: Vec<Value> = c
-        .get(&format!("/containers/json?all={}&filters={}", all as u8, enc("{}")))
+        .get(&format!(
+            "/containers/json?all={}&filters={}",
+            all as u8,
+            enc("{}")
+        ))
         .await?;
     Ok(list
         .iter()
@@ -72,11 +76,22 @@ async fn running(c: &Client, all: bool) -> anyhow::Result<Vec<String>> {
 
 fn row(v: &Value, no_trunc: bool) -> Vec<String> {
     let id = v["id"].as_str().unwrap_or_default();
-    let id = if no_trunc { id.to_string() } else { id.chars().take(12).collect() };
-    let name = v["name"].as_str().unwrap_or_default().trim_start_matches('/');
+    let id = if no_trunc {
+        id.to_string()
+    } else {
+        id.chars().take(12).collect()
+    };
+    let name = v["name"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_start_matches('/');
     let mem = mem_usage(&v["memory_stats"]);
     let limit = v["memory_stats"]["limit"].as_f64().unwrap_or(0.0);
-    let mem_pct = if limit > 0.0 { mem / limit * 100.0 } else { 0.0 };
+    let mem_pct = if limit > 0.0 {
+        mem / limit * 100.0
+    } else {
+        0.0
+    };
     let (rx, tx) = net_io(&v["networks"]);
     let (read, write) = block_io(&v["blkio_stats"]);
     vec![
@@ -94,7 +109,8 @@ fn row(v: &Value, no_trunc: bool) -> Vec<String> {
 /// Docker's `calculateCPUPercentUnix`.
 pub fn cpu_percent(v: &Value) -> f64 {
     let f = |p: &str| v.pointer(p).and_then(Value::as_f64).unwrap_or(0.0);
-    let cpu_delta = f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
+    let cpu_delta =
+        f("/cpu_stats/cpu_usage/total_usage") - f("/precpu_stats/cpu_usage/total_usage");
     let sys_delta = f("/cpu_stats/system_cpu_usage") - f("/precpu_stats/system_cpu_usage");
     let mut online = f("/cpu_stats/online_cpus");
     if online == 0.0 {
@@ -141,7 +157,11 @@ fn net_io(n: &Value) -> (i64, i64) {
 
 fn block_io(b: &Value) -> (i64, i64) {
     let mut out = (0, 0);
-    for e in b["io_service_bytes_recursive"].as_array().into_iter().flatten() {
+    for e in b["io_service_bytes_recursive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let n = e["value"].as_i64().unwrap_or(0);
         match e["op"].as_str().map(str::to_ascii_lowercase).as_deref() {
             Some("read") => out.0 += n,
@@ -161,7 +181,11 @@ pub fn bytes_size(v: f64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    let digits = if v >= 1.0 { v.log10().floor() as i32 + 1 } else { 1 };
+    let digits = if v >= 1.0 {
+        v.log10().floor() as i32 + 1
+    } else {
+        1
+    };
     let decimals = (4 - digits).max(0) as usize;
     let s = format!("{v:.decimals$}");
     let s = if s.contains('.') {

@@ -26,7 +26,11 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         v.as_array()
             .map(|a| {
                 a.iter()
-                    .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| x.to_string())
+                    })
                     .collect()
             })
             .unwrap_or_default()
