@@ -29,6 +29,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
 use sha2::{Digest as _, Sha256};
 use tar::{EntryType, Header};
+use xattr::FileExt as _;
 
 use super::copy::{is_type, lstatat, openat, read_names};
 use super::extract::OVERLAY_OPAQUE_XATTR;
@@ -303,10 +304,22 @@ fn pax_header_name(arc: &[u8]) -> Vec<u8> {
 /// Extended attributes of `name` in the directory `dir`, sorted by name.
 /// Read through `/proc/self/fd/DIR/NAME` with the `l*xattr` calls: the
 /// directory is the one we hold, the last component is never followed.
-fn read_xattrs(dir: RawFd, name: &OsStr) -> io::Result<Vec<(OsString, Vec<u8>)>> {
+fn read_xattrs_at(dir: RawFd, name: &OsStr) -> io::Result<Vec<(OsString, Vec<u8>)>> {
     let mut path = PathBuf::from(format!("/proc/self/fd/{dir}"));
     path.push(name);
-    let names = match xattr::list(&path) {
+    collect_xattrs(xattr::list(&path), |n| xattr::get(&path, n))
+}
+
+/// Extended attributes of an open file, sorted by name (no path lookup).
+fn read_xattrs_of(file: &File) -> io::Result<Vec<(OsString, Vec<u8>)>> {
+    collect_xattrs(file.list_xattr(), |n| file.get_xattr(n))
+}
+
+fn collect_xattrs<I: Iterator<Item = OsString>>(
+    names: io::Result<I>,
+    get: impl Fn(&OsStr) -> io::Result<Option<Vec<u8>>>,
+) -> io::Result<Vec<(OsString, Vec<u8>)>> {
+    let names = match names {
         Ok(names) => names,
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(Vec::new()),
         Err(e) => return Err(e),
@@ -314,7 +327,7 @@ fn read_xattrs(dir: RawFd, name: &OsStr) -> io::Result<Vec<(OsString, Vec<u8>)>>
     let mut out = Vec::new();
     for n in names {
         // Removed since it was listed: nothing to archive.
-        if let Some(v) = xattr::get(&path, &n)? {
+        if let Some(v) = get(&n)? {
             out.push((n, v));
         }
     }
@@ -441,7 +454,7 @@ impl<W: Write> LayerWriter<'_, W> {
         h: Header,
         link: Option<&[u8]>,
     ) -> Result<(), ArchiveError> {
-        let xattrs = read_xattrs(dir, name).map_err(io_at(self.root, "read xattrs of", arc))?;
+        let xattrs = read_xattrs_at(dir, name).map_err(io_at(self.root, "read xattrs of", arc))?;
         self.append(h, arc, link, &layer_xattrs(xattrs))
     }
 
@@ -469,7 +482,7 @@ impl<W: Write> LayerWriter<'_, W> {
             "open directory",
             &arc,
         ))?;
-        let xattrs = read_xattrs(dir, name).map_err(io_at(self.root, "read xattrs of", &arc))?;
+        let xattrs = read_xattrs_at(dir, name).map_err(io_at(self.root, "read xattrs of", &arc))?;
         let opaque = is_opaque(&xattrs);
         self.append(
             header_for(st, EntryType::Directory),
@@ -497,12 +510,13 @@ impl<W: Write> LayerWriter<'_, W> {
         if !is_type(&st, SFlag::S_IFREG) {
             return Err(changed(self.root, arc));
         }
-        let xattrs = read_xattrs(dir, name).map_err(io_at(self.root, "read xattrs of", arc))?;
+        let file = File::from(fd);
+        let xattrs = read_xattrs_of(&file).map_err(io_at(self.root, "read xattrs of", arc))?;
         let size = st.st_size.max(0) as u64;
         let mut h = header_for(&st, EntryType::Regular);
         h.set_size(size);
         self.append(h, arc, None, &layer_xattrs(xattrs))?;
-        self.copy_data(File::from(fd), size, arc)
+        self.copy_data(file, size, arc)
     }
 
     /// Stream exactly `size` bytes of `file` to the tar, then the padding;
