@@ -422,4 +422,15 @@ fn compressed_streams_hold_the_same_tar() {
         write_layer_compressed(&src, &mut again, how).unwrap();
         assert_eq!(again, blob, "{how:?} is not deterministic");
     }
+    // With workers, zstd's output does not depend on how many.
+    let blobs: Vec<Vec<u8>> = [1, 2, 4]
+        .into_iter()
+        .map(|threads| {
+            let mut blob = Vec::new();
+            let how = LayerCompression::Zstd { level: 3, threads };
+            write_layer_compressed(&src, &mut blob, how).unwrap();
+            blob
+        })
+        .collect();
+    assert!(blobs.windows(2).all(|w| w[0] == w[1]));
 }
