@@ -9,10 +9,15 @@ mod compress;
 pub mod copy;
 mod extract;
 mod hash;
+pub mod layer_tar;
 
 pub use compress::{decompress, Compression};
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;
+pub use layer_tar::{
+    layer_diff_id, write_layer_compressed, write_layer_tar, HashingWriter, LayerCompression,
+    LayerTarSummary,
+};
 
 use std::path::PathBuf;
 
