@@ -90,7 +90,7 @@ printf '%-44s %8.1f ms\n' "rm -f of the 50" "$(echo "($e - $m) / 1000000" | bc -
 sleep 1
 fds_after=$(ls /proc/"$daemon"/fd | wc -l)
 mounts=$(grep -c "$work" /proc/self/mountinfo || true)
-cgroups=$(find /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg" -mindepth 1 -type d 2>/dev/null | wc -l)
+cgroups=$({ find /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg" -mindepth 1 -type d 2>/dev/null || true; } | wc -l)
 shims=$(pgrep -fc "amber shim .*$work" || true)
 echo "after removal: daemon fds $fds_before -> $fds_after, mounts $mounts, cgroups $cgroups, shims $shims" >&2
 [ "$mounts" = 0 ] && [ "$cgroups" = 0 ] && [ "$shims" = 0 ] && [ "$fds_after" -le "$((fds_before + 2))" ]

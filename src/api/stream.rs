@@ -150,7 +150,9 @@ where
                 Ok(_) => {}
             }
         }
-        if w.stdin {
+        // The client's end of input closes a pipe stdin (`echo x | run -i`);
+        // a tty's stays open, as Docker leaves it on detach.
+        if w.stdin && !w.tty {
             let _ = sw.write_all(&Frame::CloseStdin.encode()).await;
         }
         // Keep the write half open: closing it could look like a detach.

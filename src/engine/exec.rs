@@ -99,7 +99,7 @@ impl Engine {
             },
             privileged: c.privileged,
             detach,
-            shim_exe: None,
+            shim_exe: Some(super::shim_exe()),
         };
         let dir = self.store.container_dir(&rec.container_id);
         match runtime::exec(&dir, &opts) {

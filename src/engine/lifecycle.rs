@@ -176,7 +176,7 @@ impl Engine {
             },
             cgroup_parent: Some(self.cgroup_parent.clone()),
             netns: None,
-            shim_exe: None,
+            shim_exe: Some(super::shim_exe()),
             hold_output_until_attach: hold,
         })
     }

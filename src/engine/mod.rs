@@ -119,6 +119,14 @@ impl Engine {
     }
 }
 
+/// The binary shims run from: the daemon's own executable through
+/// `/proc/self/exe`, which stays valid when the file on disk is replaced by
+/// an upgrade while the daemon runs (`current_exe()` would then name a
+/// deleted file).
+fn shim_exe() -> PathBuf {
+    PathBuf::from("/proc/self/exe")
+}
+
 /// Lock a mutex, keeping the data of a poisoned one (every critical section
 /// here leaves its map consistent).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
