@@ -25,4 +25,10 @@ tests/images/busybox.sh "$work/busybox.tar"
 "$AMBER" images
 "$AMBER" inspect --format '{{.Id}} {{json .RootFS.Layers}}' busybox
 DOCKER_HOST="$sock" docker images
+"$AMBER" run --rm busybox sh -c 'echo "hello from $(hostname), pid $$"'
+"$AMBER" run -d --name demo busybox sh -c 'echo started; sleep 60'
+"$AMBER" ps
+"$AMBER" exec demo ps
+"$AMBER" logs demo
+"$AMBER" rm -f demo
 "$AMBER" system check
