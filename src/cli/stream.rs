@@ -255,27 +255,29 @@ pub fn spawn_resizer(c: Client, resize_path: String) -> JoinHandle<()> {
 /// --sig-proxy`, on by default without a tty).
 pub fn spawn_sig_proxy(c: Client, id: String) -> JoinHandle<()> {
     use tokio::signal::unix::{signal, SignalKind};
-    tokio::spawn(async move {
-        let kinds = [
-            (SignalKind::interrupt(), "SIGINT"),
-            (SignalKind::terminate(), "SIGTERM"),
-            (SignalKind::hangup(), "SIGHUP"),
-            (SignalKind::quit(), "SIGQUIT"),
-            (SignalKind::user_defined1(), "SIGUSR1"),
-            (SignalKind::user_defined2(), "SIGUSR2"),
-        ];
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
-        for (kind, name) in kinds {
-            let Ok(mut s) = signal(kind) else { continue };
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                while s.recv().await.is_some() {
-                    if tx.send(name).await.is_err() {
-                        return;
-                    }
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+        (SignalKind::quit(), "SIGQUIT"),
+        (SignalKind::user_defined1(), "SIGUSR1"),
+        (SignalKind::user_defined2(), "SIGUSR2"),
+    ];
+    // Handlers are installed here, before the caller starts the container,
+    // so no signal can arrive unhandled (and kill us instead).
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<&'static str>(8);
+    for (kind, name) in kinds {
+        let Ok(mut s) = signal(kind) else { continue };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(name).await.is_err() {
+                    return;
                 }
-            });
-        }
+            }
+        });
+    }
+    tokio::spawn(async move {
         drop(tx);
         while let Some(name) = rx.recv().await {
             let path = format!("/containers/{}/kill?signal={name}", super::client::enc(&id));

@@ -85,6 +85,7 @@ pub async fn session(
     } else {
         None
     };
+    let proxy = (w.sig_proxy && !w.tty).then(|| stream::spawn_sig_proxy(c.clone(), id.into()));
     if start {
         if let Err(e) = c.post(&format!("/containers/{id}/start")).await {
             drop(raw);
@@ -95,7 +96,6 @@ pub async fn session(
     let resizer = w
         .tty
         .then(|| stream::spawn_resizer(c.clone(), format!("/containers/{id}/resize")));
-    let proxy = (w.sig_proxy && !w.tty).then(|| stream::spawn_sig_proxy(c.clone(), id.into()));
     let pumped = stream::pump(io, w.tty, w.stdin).await;
     drop(raw);
     for h in [resizer, proxy].into_iter().flatten() {
