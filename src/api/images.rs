@@ -98,6 +98,11 @@ pub async fn get_sub(
     State(engine): State<AppState>,
     Path(rest): Path<String>,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/history") {
+        let name = name.to_string();
+        let h = tokio::task::spawn_blocking(move || engine.image_history(&name)).await??;
+        return Ok(Json(h).into_response());
+    }
     if let Some(name) = rest.strip_suffix("/json") {
         let name = name.to_string();
         let inspect = tokio::task::spawn_blocking(move || engine.inspect_image(&name)).await??;
@@ -138,4 +143,34 @@ pub async fn delete(
     let force = Query::of(&uri).flag("force");
     let items = tokio::task::spawn_blocking(move || engine.remove_image(&name, force)).await??;
     Ok(Json(items).into_response())
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`.
+pub async fn commit(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::bad_request("container is required"))?
+        .to_string();
+    let opts = crate::engine::CommitOptions {
+        tag: import_tag(q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?,
+        comment: q.get("comment").unwrap_or("").to_string(),
+        author: q.get("author").unwrap_or("").to_string(),
+        pause: q
+            .get("pause")
+            .is_none_or(|p| matches!(p, "1" | "true" | "True")),
+        changes: q
+            .all("changes")
+            .into_iter()
+            .flat_map(|c| c.lines().map(str::to_string).collect::<Vec<_>>())
+            .filter(|c| !c.trim().is_empty())
+            .collect(),
+    };
+    let id = tokio::task::spawn_blocking(move || engine.commit(&container, &opts)).await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"Id": id.to_string()})),
+    )
+        .into_response())
 }

@@ -35,6 +35,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/system/check", post(system::check))
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
+        .route("/commit", post(images::commit))
         .route(
             "/images/{*rest}",
             get(images::get_sub)

@@ -90,6 +90,12 @@ pub enum Command {
     Cp(cp::Args),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(diff::Args),
+    /// Create a new image from a container's changes.
+    Commit(commit::Args),
+    /// Export a container's filesystem as a tar archive.
+    Export(export::Args),
+    /// Show the history of an image.
+    History(history::Args),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -122,6 +128,8 @@ pub enum ImageCommand {
     Tag(tag::Args),
     /// Import a root filesystem tar as an image.
     Import(import::Args),
+    /// Show the history of an image.
+    History(history::Args),
 }
 
 /// `amber container ...`.
@@ -161,6 +169,10 @@ pub enum ContainerCommand {
     Cp(cp::Args),
     /// Inspect changes to files or directories on a container's filesystem.
     Diff(diff::Args),
+    /// Create a new image from a container's changes.
+    Commit(commit::Args),
+    /// Export a container's filesystem as a tar archive.
+    Export(export::Args),
     /// Rename a container.
     Rename(rename::Args),
     /// Pause all processes within one or more containers.
@@ -238,6 +250,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&c?, a).await,
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&c?, a).await,
+        Command::History(a) | Command::Image(ImageCommand::History(a)) => {
+            history::run(&c?, a).await
+        }
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
         Command::Container(cmd) => container(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
@@ -267,6 +282,8 @@ fn top_level(cmd: Command) -> anyhow::Result<ContainerCommand> {
         Command::Stats(a) => C::Stats(a),
         Command::Cp(a) => C::Cp(a),
         Command::Diff(a) => C::Diff(a),
+        Command::Commit(a) => C::Commit(a),
+        Command::Export(a) => C::Export(a),
         other => anyhow::bail!("internal: {other:?} is not a container command"),
     })
 }
@@ -293,6 +310,8 @@ async fn container(c: &Client, cmd: ContainerCommand) -> anyhow::Result<i32> {
         C::Stats(a) => stats::run(c, a).await,
         C::Cp(a) => cp::run(c, a).await,
         C::Diff(a) => diff::run(c, a).await,
+        C::Commit(a) => commit::run(c, a).await,
+        C::Export(a) => export::run(c, a).await,
         C::Rename(a) => rename::run(c, a).await,
         C::Pause(a) => pause::run(c, a).await,
         C::Unpause(a) => pause::unpause(c, a).await,

@@ -77,7 +77,7 @@ impl Engine {
     /// `GET /containers/{id}/export`: the whole filesystem as a tar.
     pub fn export_container(&self, name: &str, out: impl Write) -> Result<(), EngineError> {
         self.with_rootfs(name, |root| {
-            copy::write_tar_of(root, "/.", out)?;
+            copy::write_tar_one_fs(root, "/.", out)?;
             Ok(())
         })
     }

@@ -5,6 +5,7 @@
 //! container has a monitor thread (waiting on its shim) that records exits,
 //! applies `--rm` and restart policies, and wakes `wait` callers.
 
+mod commit;
 mod containers;
 mod exec;
 mod files;
@@ -16,6 +17,7 @@ mod observe;
 mod spec;
 mod system;
 
+pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
 pub use images::ImageFilters;

@@ -17,6 +17,8 @@ pub(crate) struct NewImage<'a> {
     pub layers: &'a [NewLayer],
     pub parent: Option<&'a Digest>,
     pub tag: Option<&'a Reference>,
+    /// A container to re-base on this image (same transaction).
+    pub rebase: Option<&'a str>,
 }
 
 /// What the store knows of one image.
@@ -95,6 +97,12 @@ impl Store {
         }
         if let Some(tag) = img.tag {
             set_tag(&tx, tag, img.id, &now)?;
+        }
+        if let Some(c) = img.rebase {
+            tx.execute(
+                "UPDATE containers SET image_id = ?1 WHERE id = ?2",
+                params![img.id.to_string(), c],
+            )?;
         }
         tx.commit()?;
         Ok(())

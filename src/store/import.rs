@@ -28,8 +28,10 @@ pub struct ImportOptions {
 
 /// A layer that has been unpacked and installed.
 #[derive(Debug, Clone)]
-pub(crate) struct NewLayer {
+pub struct NewLayer {
+    /// sha256 of the layer's uncompressed tar.
     pub diff_id: Digest,
+    /// Bytes of that tar.
     pub size: u64,
 }
 
@@ -72,7 +74,7 @@ impl Store {
     }
 
     /// Unpack one layer tar into `tmp/`, then install it under `layers/`.
-    pub(crate) fn unpack_layer<R: Read + Send + 'static>(
+    pub fn unpack_layer<R: Read + Send + 'static>(
         &self,
         input: R,
         allow_devices: bool,
@@ -103,12 +105,25 @@ impl Store {
 
     /// Write the config and an OCI manifest for installed layers, then index
     /// the image (rows only after the files are in place).
-    pub(crate) fn add_image(
+    pub fn add_image(
         &self,
         config_json: &[u8],
         layers: &[NewLayer],
         parent: Option<&Digest>,
         tag: Option<&Reference>,
+    ) -> Result<Digest, StoreError> {
+        self.add_image_rebasing(config_json, layers, parent, tag, None)
+    }
+
+    /// [`Store::add_image`], also re-basing a container on the new image in
+    /// the same transaction (commit of a stopped container).
+    pub(crate) fn add_image_rebasing(
+        &self,
+        config_json: &[u8],
+        layers: &[NewLayer],
+        parent: Option<&Digest>,
+        tag: Option<&Reference>,
+        rebase: Option<&str>,
     ) -> Result<Digest, StoreError> {
         let config_id = blobs::put(&self.root, &self.tmp, config_json)?;
         let layer_descs = layers
@@ -136,6 +151,7 @@ impl Store {
             layers,
             parent,
             tag,
+            rebase,
         };
         self.index_image(&record)?;
         tracing::info!(image_id = %config_id, "image created");
@@ -158,7 +174,7 @@ fn json_err(e: serde_json::Error) -> StoreError {
 }
 
 /// Apply one Dockerfile-style instruction of `import --change` to a config.
-pub(crate) fn apply_change(config: &mut Config, change: &str) -> Result<(), StoreError> {
+pub fn apply_change(config: &mut Config, change: &str) -> Result<(), StoreError> {
     let bad = |why: &str| StoreError::Invalid(format!("invalid change {change:?}: {why}"));
     let (keyword, rest) = change
         .trim()

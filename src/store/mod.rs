@@ -8,15 +8,17 @@
 
 mod blobs;
 mod check;
+mod commit;
 mod containers;
 mod db;
 mod images;
 mod import;
 mod layers;
 
+pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};
-pub use import::ImportOptions;
+pub use import::{apply_change, ImportOptions, NewLayer};
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -111,6 +113,7 @@ impl Store {
             conn: Mutex::new(conn),
             _lock: lock,
         };
+        store.recover_commits()?;
         store.remove_orphans()?;
         Ok(store)
     }
@@ -172,6 +175,27 @@ pub fn random_hex(n: usize) -> String {
 /// fsync a directory so a rename inside it is durable.
 pub(crate) fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+/// Write a small file durably: staged in `tmp`, fsynced, renamed.
+pub(crate) fn write_file_synced(path: &Path, data: &[u8], tmp: &Path) -> Result<(), StoreError> {
+    use std::io::Write;
+    let staging = tmp.join(format!("file-{}", random_hex(8)));
+    let write = || -> std::io::Result<()> {
+        let mut f = File::create(&staging)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&staging, path)?;
+        fsync_dir(path.parent().unwrap_or(Path::new("/")))
+    };
+    write().map_err(|source| {
+        let _ = fs::remove_file(&staging);
+        StoreError::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 /// The current time as Docker writes it (RFC 3339, nanoseconds, UTC).

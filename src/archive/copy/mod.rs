@@ -19,4 +19,4 @@ mod write;
 pub use extract::{extract_tar_into, CopyOptions};
 pub(crate) use resolve::{is_type, lstatat, openat, own, read_names};
 pub use stat::{go_file_mode, go_mode, stat_path, PathStat};
-pub use write::write_tar_of;
+pub use write::{write_tar_of, write_tar_one_fs};

@@ -32,12 +32,34 @@ const TAR_NAME_LEN: usize = 100;
 /// with several links in the tree becomes a tar hardlink after the first.
 /// Sockets are skipped, as Docker does.
 pub fn write_tar_of<W: Write>(root: &Path, path: &str, out: W) -> Result<PathStat, ArchiveError> {
+    write_tar(root, path, out, false)
+}
+
+/// [`write_tar_of`] that stays on the filesystem `path` is on (as
+/// `tar --one-file-system`): other mounts (a running container's `/dev`,
+/// `/proc`, its bind-mounted `/etc/hosts`) appear as empty directories or
+/// not at all. Used by `export`, which is the container's own filesystem.
+pub fn write_tar_one_fs<W: Write>(
+    root: &Path,
+    path: &str,
+    out: W,
+) -> Result<PathStat, ArchiveError> {
+    write_tar(root, path, out, true)
+}
+
+fn write_tar<W: Write>(
+    root: &Path,
+    path: &str,
+    out: W,
+    one_fs: bool,
+) -> Result<PathStat, ArchiveError> {
     let loc = Located::find(root, path)?;
     let st = loc.lstat(path)?;
     let stat = loc.stat(path, &st)?;
     let mut w = TarWriter {
         builder: tar::Builder::new(out),
         links: HashMap::new(),
+        device: one_fs.then_some(st.st_dev),
     };
     let name = match loc.base() {
         b if b == "/" => ".".to_string(),
@@ -64,6 +86,8 @@ struct TarWriter<W: Write> {
     builder: tar::Builder<W>,
     /// (dev, ino) of multiply-linked files already archived → their name.
     links: HashMap<(u64, u64), Vec<u8>>,
+    /// Stay on this device (`write_tar_one_fs`).
+    device: Option<u64>,
 }
 
 impl<W: Write> TarWriter<W> {
@@ -75,6 +99,10 @@ impl<W: Write> TarWriter<W> {
         arc: &[u8],
         st: &FileStat,
     ) -> Result<(), ArchiveError> {
+        let foreign = self.device.is_some_and(|d| d != st.st_dev);
+        if foreign && st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Ok(());
+        }
         let mut h = Header::new_gnu();
         h.set_mode(st.st_mode & 0o7777);
         h.set_uid(st.st_uid.into());
@@ -125,7 +153,8 @@ impl<W: Write> TarWriter<W> {
         self.append(h, &prefix, None, io::empty())?;
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW;
         let fd = openat(dir, name, flags).map_err(walk_err("open directory", arc))?;
-        if is_kernel_fs(&fd) {
+        let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(walk_err("inspect", arc))?;
+        if is_kernel_fs(&fd) || self.device.is_some_and(|d| d != st.st_dev) {
             return Ok(());
         }
         let mut d = Dir::from(fd).map_err(walk_err("read directory", arc))?;

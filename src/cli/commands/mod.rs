@@ -2,12 +2,15 @@
 //! a `run`.
 
 pub mod attach;
+pub mod commit;
 pub mod container_opts;
 pub mod cp;
 pub mod create;
 pub mod daemon;
 pub mod diff;
 pub mod exec;
+pub mod export;
+pub mod history;
 pub mod images;
 pub mod import;
 pub mod info;
