@@ -663,3 +663,50 @@ fn run_flags_apply_inside() {
     let out = d.docker(&["run", "--rm", "nosuchimage"]);
     assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
 }
+
+#[test]
+fn docker_commit_history_export() {
+    let d = daemon_with_busybox();
+    docker_ok(
+        &d,
+        &["run", "--name", "c1", "busybox", "sh", "-c", "echo x > /x"],
+    );
+    let id = docker_ok(
+        &d,
+        &[
+            "commit",
+            "-m",
+            "msg",
+            "-c",
+            "CMD [\"cat\", \"/x\"]",
+            "c1",
+            "dsnap:1",
+        ],
+    );
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(docker_ok(&d, &["run", "--rm", "dsnap:1"]), "x\n");
+    let hist = docker_ok(&d, &["history", "--format", "{{.Comment}}", "dsnap:1"]);
+    assert_eq!(hist.lines().next(), Some("msg"));
+    let out = Command::new("docker")
+        .env("DOCKER_HOST", d.host())
+        .args(["export", "c1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing = Command::new("tar")
+        .arg("t")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut t| {
+            std::io::Write::write_all(&mut t.stdin.take().unwrap(), &out.stdout)?;
+            t.wait_with_output()
+        })
+        .unwrap();
+    let names = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        names.lines().any(|l| l == "./x") && names.lines().any(|l| l == "./bin/busybox"),
+        "{names}"
+    );
+    docker_ok(&d, &["rm", "c1"]);
+}
