@@ -188,3 +188,32 @@ fn interrupted_commit_is_rolled_back_at_restart() {
     d.ok(&["rm", "c2"]);
     d.assert_check_clean();
 }
+
+#[test]
+fn image_prune_removes_only_unused_images() {
+    let d = setup();
+    d.import_busybox("keep");
+    let dangling = d.import_busybox("gone");
+    // `rmi` of the last tag removes the image outright; a dangling image
+    // comes from moving a tag to another image.
+    assert!(d
+        .ok(&["rmi", "gone"])
+        .contains(&format!("Deleted: {dangling}")));
+    let first = d.import_busybox("moving:1");
+    d.import_busybox("moving:1");
+    d.ok(&["run", "--name", "user", "busybox", "true"]);
+    let out = d.ok(&["image", "prune", "-f"]);
+    assert!(out.contains(&format!("deleted: {first}")), "{out}");
+    assert!(!out.contains(&dangling));
+    let left = d.ok(&["images", "-q"]).lines().count();
+    assert_eq!(left, 3, "keep, busybox (used) and moving:1 remain");
+    let out = d.ok(&["image", "prune", "-a", "-f"]);
+    assert!(out.contains("untagged: keep:latest"), "{out}");
+    assert_eq!(
+        d.ok(&["images", "--format", "{{.Repository}}"]).trim(),
+        "busybox",
+        "the image a container uses stays"
+    );
+    d.ok(&["rm", "user"]);
+    d.assert_check_clean();
+}

@@ -174,3 +174,14 @@ pub async fn commit(State(engine): State<AppState>, uri: Uri) -> Result<Response
     )
         .into_response())
 }
+
+/// `POST /images/prune?filters=` (`dangling=false` prunes every unused image).
+pub async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let all = match q.get("filters").filter(|f| !f.is_empty()) {
+        Some(f) => ImageFilters::parse(f)?.dangling == Some(false),
+        None => false,
+    };
+    let v = tokio::task::spawn_blocking(move || engine.prune_images(all)).await??;
+    Ok(Json(v).into_response())
+}

@@ -36,6 +36,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/commit", post(images::commit))
+        .route("/images/prune", post(images::prune))
         .route(
             "/images/{*rest}",
             get(images::get_sub)

@@ -130,6 +130,8 @@ pub enum ImageCommand {
     Import(import::Args),
     /// Show the history of an image.
     History(history::Args),
+    /// Remove unused images.
+    Prune(image_prune::Args),
 }
 
 /// `amber container ...`.
@@ -250,6 +252,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tag(a) | Command::Image(ImageCommand::Tag(a)) => tag::run(&c?, a).await,
         Command::Rmi(a) | Command::Image(ImageCommand::Rm(a)) => rmi::run(&c?, a).await,
+        Command::Image(ImageCommand::Prune(a)) => image_prune::run(&c?, a).await,
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             history::run(&c?, a).await
         }

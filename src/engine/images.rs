@@ -262,3 +262,37 @@ mod tests {
         assert!(ImageFilters::parse(r#"{"bogus":["x"]}"#).is_err());
     }
 }
+
+impl Engine {
+    /// `POST /images/prune`: remove dangling images (untagged, used by no
+    /// container, parent of no image); with `all`, every image no container
+    /// uses.
+    pub fn prune_images(&self, all: bool) -> Result<serde_json::Value, EngineError> {
+        let records = self.store.list_images()?;
+        let parents: std::collections::HashSet<Digest> =
+            records.iter().filter_map(|r| r.parent.clone()).collect();
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0i64;
+        for rec in records {
+            let unused = self.store.containers_using(&rec.id)?.is_empty();
+            let prunable = if all {
+                unused
+            } else {
+                unused && rec.tags.is_empty() && !parents.contains(&rec.id)
+            };
+            if !prunable {
+                continue;
+            }
+            for item in self
+                .store
+                .remove_image(&rec.id.to_string(), RemoveOptions { force: true })?
+            {
+                if item.deleted.as_deref() == Some(rec.id.to_string().as_str()) {
+                    reclaimed += rec.size;
+                }
+                deleted.push(item);
+            }
+        }
+        Ok(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+    }
+}

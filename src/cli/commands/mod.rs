@@ -11,6 +11,7 @@ pub mod diff;
 pub mod exec;
 pub mod export;
 pub mod history;
+pub mod image_prune;
 pub mod images;
 pub mod import;
 pub mod info;
