@@ -238,31 +238,6 @@ fn matches_filters(rec: &ImageRecord, config: &ContainerConfig, f: &ImageFilters
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_matches_like_path_match() {
-        assert!(glob("busybox", "busybox"));
-        assert!(glob("busy*", "busybox"));
-        assert!(glob("*", "busybox"));
-        assert!(!glob("*", "me/app"));
-        assert!(glob("me/*", "me/app"));
-        assert!(glob("busybox:*", "busybox:latest"));
-        assert!(!glob("busy", "busybox"));
-    }
-
-    #[test]
-    fn parses_both_filter_forms() {
-        let f =
-            ImageFilters::parse(r#"{"reference":{"busybox":true},"dangling":["false"]}"#).unwrap();
-        assert_eq!(f.reference, vec!["busybox"]);
-        assert_eq!(f.dangling, Some(false));
-        assert!(ImageFilters::parse(r#"{"bogus":["x"]}"#).is_err());
-    }
-}
-
 impl Engine {
     /// `POST /images/prune`: remove dangling images (untagged, used by no
     /// container, parent of no image); with `all`, every image no container
@@ -294,5 +269,30 @@ impl Engine {
             }
         }
         Ok(serde_json::json!({"ImagesDeleted": deleted, "SpaceReclaimed": reclaimed}))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_like_path_match() {
+        assert!(glob("busybox", "busybox"));
+        assert!(glob("busy*", "busybox"));
+        assert!(glob("*", "busybox"));
+        assert!(!glob("*", "me/app"));
+        assert!(glob("me/*", "me/app"));
+        assert!(glob("busybox:*", "busybox:latest"));
+        assert!(!glob("busy", "busybox"));
+    }
+
+    #[test]
+    fn parses_both_filter_forms() {
+        let f =
+            ImageFilters::parse(r#"{"reference":{"busybox":true},"dangling":["false"]}"#).unwrap();
+        assert_eq!(f.reference, vec!["busybox"]);
+        assert_eq!(f.dangling, Some(false));
+        assert!(ImageFilters::parse(r#"{"bogus":["x"]}"#).is_err());
     }
 }
