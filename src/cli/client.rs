@@ -251,6 +251,28 @@ pub async fn read_all(resp: hyper::Response<hyper::body::Incoming>) -> Result<By
         .map_err(|e| ClientError::Transport(e.to_string()))
 }
 
+/// `&repo=NAME&tag=TAG` for an optional `REPO[:TAG]` (validated here, so a
+/// bad name fails before anything is sent), then `&changes=` for each
+/// Dockerfile instruction: the query tail of import, commit and tag.
+pub fn repo_tag_changes_query(
+    reference: Option<&str>,
+    changes: &[String],
+) -> Result<String, crate::types::ReferenceError> {
+    let mut q = String::new();
+    if let Some(r) = reference {
+        let r = crate::types::Reference::parse(r)?;
+        q.push_str(&format!(
+            "&repo={}&tag={}",
+            enc(&r.familiar_name()),
+            enc(r.tag().unwrap_or("latest"))
+        ));
+    }
+    for ch in changes {
+        q.push_str(&format!("&changes={}", enc(ch)));
+    }
+    Ok(q)
+}
+
 /// Percent-encode a query value or path segment.
 pub fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()

@@ -1,7 +1,6 @@
 //! `amber commit` / `amber container commit`.
 
-use crate::cli::client::{enc, Client};
-use crate::types::Reference;
+use crate::cli::client::{enc, repo_tag_changes_query, Client};
 
 /// Create a new image from a container's changes. A stopped container's
 /// writable layer moves into the image without a copy; a running one is
@@ -35,17 +34,10 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         enc(&args.author),
         args.pause
     );
-    if let Some(r) = &args.reference {
-        let r = Reference::parse(r)?;
-        q.push_str(&format!(
-            "&repo={}&tag={}",
-            enc(&r.familiar_name()),
-            enc(r.tag().unwrap_or("latest"))
-        ));
-    }
-    for ch in &args.change {
-        q.push_str(&format!("&changes={}", enc(ch)));
-    }
+    q.push_str(&repo_tag_changes_query(
+        args.reference.as_deref(),
+        &args.change,
+    )?);
     let v: serde_json::Value = c.json(hyper::Method::POST, &format!("/commit?{q}")).await?;
     println!("{}", v["Id"].as_str().unwrap_or_default());
     Ok(0)

@@ -3,9 +3,8 @@
 use anyhow::Context;
 use hyper::Method;
 
-use crate::cli::client::{enc, read_all, stream_body, Client};
+use crate::cli::client::{enc, read_all, repo_tag_changes_query, stream_body, Client};
 use crate::types::api::JsonMessage;
-use crate::types::Reference;
 
 /// Import a root filesystem tar (plain, gzip or zstd) as a one-layer image.
 #[derive(Debug, clap::Args)]
@@ -26,17 +25,10 @@ pub struct Args {
 /// Run it.
 pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     let mut query = format!("fromSrc=-&message={}", enc(&args.message));
-    if let Some(r) = &args.reference {
-        let r = Reference::parse(r)?;
-        query.push_str(&format!(
-            "&repo={}&tag={}",
-            enc(&r.familiar_name()),
-            enc(r.tag().unwrap_or("latest"))
-        ));
-    }
-    for ch in &args.change {
-        query.push_str(&format!("&changes={}", enc(ch)));
-    }
+    query.push_str(&repo_tag_changes_query(
+        args.reference.as_deref(),
+        &args.change,
+    )?);
     let body = if args.file == "-" {
         stream_body(tokio::io::stdin())
     } else {
