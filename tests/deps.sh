@@ -25,6 +25,9 @@ fi
 
 # The docker Python SDK, a test client of the Docker-compatible API.
 if ! python3 -c 'import docker' >/dev/null 2>&1; then
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq python3-pip >/dev/null
+    fi
     python3 -m pip install -q 'docker>=7,<8' 2>/dev/null ||
         python3 -m pip install -q --break-system-packages 'docker>=7,<8'
 fi
