@@ -2,7 +2,7 @@
 //! overlayfs and cgroups on a busybox rootfs. Run as root:
 //! `cargo test --test runtime`.
 
-#[path = "runtime_harness.rs"]
+#[path = "runtime_harness/mod.rs"]
 mod harness;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! exec, pause, delete, and the shim outliving its parent. Run as root:
 //! `cargo test --test runtime_lifecycle`.
 
-#[path = "runtime_harness.rs"]
+#[path = "runtime_harness/mod.rs"]
 mod harness;
 
 use std::time::Duration;
