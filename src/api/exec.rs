@@ -24,6 +24,9 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response())
 }
 
+/// Pause between sending the 101 head and starting the exec'd process.
+const HEAD_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// `POST /exec/{id}/start` (hijacked unless detached).
 pub async fn start(
     State(e): State<AppState>,
@@ -40,12 +43,16 @@ pub async fn start(
         serde_json::from_slice(&bytes)
             .map_err(|err| ApiError::bad_request(format!("invalid JSON body: {err}")))?
     };
-    let e2 = e.clone();
-    let i2 = id.clone();
-    let detach = cfg.detach;
-    let rec = tokio::task::spawn_blocking(move || e2.start_exec(&i2, detach)).await??;
-    if detach {
+    if cfg.detach {
+        tokio::task::spawn_blocking(move || e.start_exec(&id, true)).await??;
         return Ok(StatusCode::OK.into_response());
+    }
+    let rec = e.exec_record(&id)?;
+    if rec.started {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("Error: Exec command {id} has already run"),
+        ));
     }
     let c = &rec.config;
     let w = Wiring {
@@ -60,11 +67,30 @@ pub async fn start(
         .join("exec")
         .join(format!("{id}.sock"));
     let req = Request::from_parts(parts, axum::body::Body::empty());
-    stream::hijack(req, c.tty, move |client| async move {
-        match stream::connect_shim(&sock) {
-            Ok(shim) => stream::bridge(client, shim, w).await,
-            Err(err) => tracing::warn!(error = %err, "exec shim unreachable"),
-        }
+    // As Docker's daemon: the 101 goes out first and the process starts
+    // after, so no output can share a packet with the response head (the
+    // docker Python SDK drops bytes that arrive with the headers).
+    stream::hijack(req, c.tty, move |mut client| async move {
+        // A client under load may not have read the head yet: give it the
+        // moment dockerd's exec start (through containerd) naturally takes.
+        tokio::time::sleep(HEAD_GRACE).await;
+        let started = tokio::task::spawn_blocking(move || e.start_exec(&id, false)).await;
+        let err = match started {
+            Ok(Ok(_)) => match stream::connect_shim(&sock) {
+                Ok(shim) => return stream::bridge(client, shim, w).await,
+                Err(err) => err.to_string(),
+            },
+            Ok(Err(err)) => super::error_chain(&err),
+            Err(err) => err.to_string(),
+        };
+        let msg = format!("{err}\n");
+        let bytes = if w.tty {
+            msg.into_bytes()
+        } else {
+            stream::mux(stream::STDERR, msg.as_bytes())
+        };
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut client, &bytes).await;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut client).await;
     })
 }
 
