@@ -158,14 +158,21 @@ fn bad_names_and_missing_images_are_one_line_errors() {
         assert!(err.contains(want), "{args:?}: {err}");
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
     }
-    // An ambiguous prefix is refused, a unique one accepted.
-    let a = d.import_busybox("a");
-    let b = d.import_busybox("b");
-    let common_len = a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count();
-    let err = d.fails(&["inspect", &a[7..common_len.max(7)]]);
-    assert!(!err.is_empty());
+    // An ambiguous prefix is refused, a unique one accepted. 17 images
+    // make two share a first hex digit (pigeonhole); names are not hex.
+    let mut ids: Vec<String> = Vec::new();
+    let (a, b) = loop {
+        let id = d.import_busybox(&format!("img-{}", ids.len()));
+        if let Some(other) = ids.iter().find(|o| o.as_bytes()[7] == id.as_bytes()[7]) {
+            break (id.clone(), other.clone());
+        }
+        ids.push(id);
+    };
+    let common = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    let err = d.fails(&["inspect", "--type", "image", &a[7..common]]);
+    assert!(err.contains("ambiguous"), "{err}");
     assert_eq!(
-        d.ok(&["inspect", "-f", "{{.Id}}", &a[7..common_len + 1]])
+        d.ok(&["inspect", "-f", "{{.Id}}", &a[7..common + 1]])
             .trim(),
         a
     );

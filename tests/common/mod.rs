@@ -105,13 +105,32 @@ impl Daemon {
             .unwrap();
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
+        // The socket is bound before the store opens (and recovers): wait
+        // for an answer, not just a connection.
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(self.socket()).is_ok() {
+            if self.pings() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("daemon did not start: {}", self.log());
+    }
+
+    /// Whether the daemon answers `GET /_ping`.
+    fn pings(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        buf.starts_with(b"HTTP/1.1 200")
     }
 
     /// The daemon's log so far.
