@@ -172,8 +172,16 @@ pub fn state(dir: &Path) -> Result<State> {
                 Status::Running
             };
         } else {
-            // The shim died without recording the exit.
             st.status = Status::Exited;
+            // The shim may have recorded the exit and gone between our read
+            // of the records and the liveness check: read it again.
+            if let Some(e) = read_opt::<ExitRecord>(dir.join(EXIT_FILE))? {
+                st.exit_code = Some(e.exit_code);
+                st.oom_killed = e.oom_killed;
+                st.finished_at = Some(e.finished_at);
+                st.error = e.error;
+            }
+            // Otherwise the shim died without recording the exit.
         }
     }
     Ok(st)
