@@ -180,6 +180,7 @@ fn extract(tar: &[u8], dest: &Path, devices: bool) -> amber::archive::ExtractSum
     fs::create_dir_all(dest).unwrap();
     let opts = ExtractOptions {
         allow_devices: devices,
+        ..Default::default()
     };
     extract_layer(Cursor::new(tar), dest, &opts).unwrap()
 }

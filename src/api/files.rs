@@ -10,27 +10,11 @@ use futures_util::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::query::Query;
-use super::stream::channel_body;
+use super::stream::{channel_body, ChannelWriter};
 use super::{ApiError, AppState};
 use crate::archive::copy::CopyOptions;
 
 const STAT_HEADER: &str = "x-docker-container-path-stat";
-
-/// A `Write` that feeds an HTTP body from a blocking thread.
-struct ChannelWriter(tokio::sync::mpsc::Sender<Vec<u8>>);
-
-impl std::io::Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .blocking_send(buf.to_vec())
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn path_param(uri: &Uri) -> Result<String, ApiError> {
     match Query::of(uri).get("path") {

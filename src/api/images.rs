@@ -8,10 +8,13 @@ use axum::Json;
 use futures_util::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use axum::http::header;
+
 use super::query::Query;
+use super::stream::{channel_body, ChannelWriter};
 use super::{ApiError, AppState};
 use crate::engine::ImageFilters;
-use crate::store::ImportOptions;
+use crate::store::{BlobCompression, ImportOptions, SaveFormat, SaveOptions};
 use crate::types::api::JsonMessage;
 use crate::types::Reference;
 
@@ -97,11 +100,15 @@ fn import_tag(repo: &str, tag: &str) -> Result<Option<Reference>, ApiError> {
 pub async fn get_sub(
     State(engine): State<AppState>,
     Path(rest): Path<String>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
     if let Some(name) = rest.strip_suffix("/history") {
         let name = name.to_string();
         let h = tokio::task::spawn_blocking(move || engine.image_history(&name)).await??;
         return Ok(Json(h).into_response());
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save(engine, vec![name.to_string()], Query::of(&uri)).await;
     }
     if let Some(name) = rest.strip_suffix("/json") {
         let name = name.to_string();
@@ -184,4 +191,74 @@ pub async fn prune(State(engine): State<AppState>, uri: Uri) -> Result<Response,
     };
     let v = tokio::task::spawn_blocking(move || engine.prune_images(all)).await??;
     Ok(Json(v).into_response())
+}
+
+/// `GET /images/get?names=A&names=B` (amber also takes `format=oci` and
+/// `compress=gzip|zstd`).
+pub async fn get_many(State(engine): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let names = q.all("names");
+    save(engine, names, q).await
+}
+
+async fn save(engine: AppState, names: Vec<String>, q: Query) -> Result<Response, ApiError> {
+    let opts = SaveOptions {
+        format: SaveFormat::parse(q.get("format").unwrap_or(""))?,
+        compression: BlobCompression::parse(q.get("compress").unwrap_or(""))?,
+    };
+    let e2 = engine.clone();
+    let plan = tokio::task::spawn_blocking(move || e2.plan_save(&names, &opts)).await??;
+    let size = plan.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = engine.write_save(&plan, out) {
+            tracing::warn!(error = %err, "save stream ended early");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response())
+}
+
+/// `POST /images/load`: the body is the archive. The answer is the same
+/// with `quiet` or not: one `Loaded image` line per name.
+pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let report = tokio::task::spawn_blocking(move || engine.load_images(reader)).await??;
+    let mut out = String::new();
+    for l in &report.layers_present {
+        let msg = JsonMessage {
+            status: Some("Already exists".into()),
+            id: Some(l.short().to_string()),
+            ..Default::default()
+        };
+        out.push_str(&serde_json::to_string(&msg).unwrap_or_default());
+        out.push_str("\r\n");
+    }
+    for img in report.images {
+        let lines: Vec<String> = if img.tags.is_empty() {
+            vec![format!("Loaded image ID: {}", img.id)]
+        } else {
+            img.tags
+                .iter()
+                .map(|t| format!("Loaded image: {}", t.familiar()))
+                .collect()
+        };
+        for l in lines {
+            let msg = JsonMessage {
+                stream: Some(format!("{l}\n")),
+                ..Default::default()
+            };
+            out.push_str(&serde_json::to_string(&msg).unwrap_or_default());
+            out.push_str("\r\n");
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
 }

@@ -37,6 +37,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/create", post(images::create))
         .route("/commit", post(images::commit))
         .route("/images/prune", post(images::prune))
+        .route("/images/get", get(images::get_many))
+        .route("/images/load", post(images::load))
         .route(
             "/images/{*rest}",
             get(images::get_sub)

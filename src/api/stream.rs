@@ -209,3 +209,19 @@ pub fn channel_body(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Body {
     });
     Body::from_stream(stream)
 }
+
+/// A `Write` that feeds an HTTP body from a blocking thread.
+pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<Vec<u8>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(buf.to_vec())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -22,6 +22,7 @@ use nix::sys::time::TimeSpec;
 use tar::{Archive, Entry, EntryType};
 
 use super::hash::HashingReader;
+use super::split::{Recorder, RecordingReader};
 use super::{compress, ArchiveError};
 use crate::types::Digest;
 
@@ -37,6 +38,10 @@ pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 pub struct ExtractOptions {
     /// Create character and block devices (privileged imports only).
     pub allow_devices: bool,
+    /// Record a tar-split file here (see [`super::split`]) so the exact tar
+    /// can be written again; entries that replace an earlier entry of the
+    /// same tar are then refused (the earlier content would be lost).
+    pub split: Option<PathBuf>,
 }
 
 /// What an extraction produced.
@@ -56,6 +61,11 @@ pub fn extract_layer<R: Read>(
     dest: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractSummary, ArchiveError> {
+    let recorder = opts.split.as_deref().map(Recorder::create).transpose()?;
+    let input = match &recorder {
+        Some(r) => r.reader(input),
+        None => RecordingReader::plain(input),
+    };
     let mut archive = Archive::new(HashingReader::new(input));
     let mut unpacker = Unpacker {
         root: dest,
@@ -63,6 +73,7 @@ pub fn extract_layer<R: Read>(
         verified_dirs: HashSet::new(),
         deferred_dirs: Vec::new(),
         entries: 0,
+        recorder: recorder.clone(),
     };
     let iter = archive.entries().map_err(corrupt)?;
     for entry in iter {
@@ -71,7 +82,11 @@ pub fn extract_layer<R: Read>(
     }
     unpacker.finish_dirs()?;
     let entries = unpacker.entries;
+    drop(unpacker);
     let (diff_id, tar_size) = archive.into_inner().finish().map_err(corrupt)?;
+    if let (Some(r), Some(path)) = (recorder, &opts.split) {
+        r.finish().map_err(io_err("write", path))?;
+    }
     Ok(ExtractSummary {
         diff_id,
         tar_size,
@@ -113,6 +128,7 @@ struct Unpacker<'a> {
     verified_dirs: HashSet<PathBuf>,
     deferred_dirs: Vec<DeferredDir>,
     entries: u64,
+    recorder: Option<Recorder>,
 }
 
 /// Turn an archive path into a clean relative path, or refuse it.
@@ -180,6 +196,11 @@ impl Unpacker<'_> {
             EntryType::Directory => return self.directory(entry, &rel, &path),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.replace(&rel, &path)?;
+                // Sparse entries' archived bytes are not the file's: keep
+                // them raw in the split.
+                if let (Some(r), false) = (&self.recorder, kind == EntryType::GNUSparse) {
+                    r.file(&rel, entry.size())?;
+                }
                 self.regular(entry, &raw, &path)?;
             }
             EntryType::Symlink => self.symlink(entry, &raw, &rel, &path)?,
@@ -234,7 +255,14 @@ impl Unpacker<'_> {
     /// Remove whatever exists at `path` so a new non-directory can take it.
     fn replace(&mut self, rel: &Path, path: &Path) -> Result<(), ArchiveError> {
         self.verified_dirs.remove(rel);
-        match fs::symlink_metadata(path) {
+        let existing = fs::symlink_metadata(path);
+        if self.recorder.is_some() && existing.is_ok() {
+            return Err(ArchiveError::UnsafePath {
+                path: rel.display().to_string(),
+                reason: "appears twice in the layer (duplicate entry)",
+            });
+        }
+        match existing {
             Ok(m) if m.is_dir() => fs::remove_dir_all(path).map_err(io_err("replace", path)),
             Ok(_) => fs::remove_file(path).map_err(io_err("replace", path)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -10,8 +10,10 @@ pub mod copy;
 mod extract;
 mod hash;
 pub mod layer_tar;
+pub mod split;
 
 pub use compress::{decompress, Compression};
+pub(crate) use extract::sanitize as sanitize_path;
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;
 pub use layer_tar::{

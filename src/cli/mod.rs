@@ -7,6 +7,7 @@
 pub mod client;
 mod commands;
 pub mod output;
+mod progress;
 pub mod stream;
 pub mod template;
 
@@ -96,6 +97,10 @@ pub enum Command {
     Export(export::Args),
     /// Show the history of an image.
     History(history::Args),
+    /// Save images to a tar archive.
+    Save(save::Args),
+    /// Load images from a tar archive.
+    Load(load::Args),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -132,6 +137,10 @@ pub enum ImageCommand {
     History(history::Args),
     /// Remove unused images.
     Prune(image_prune::Args),
+    /// Save images to a tar archive.
+    Save(save::Args),
+    /// Load images from a tar archive.
+    Load(load::Args),
 }
 
 /// `amber container ...`.
@@ -256,6 +265,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::History(a) | Command::Image(ImageCommand::History(a)) => {
             history::run(&c?, a).await
         }
+        Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&c?, a).await,
+        Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&c?, a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
         Command::Container(cmd) => container(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,

@@ -16,6 +16,7 @@ mod logs;
 mod observe;
 mod spec;
 mod system;
+mod transfer;
 
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};

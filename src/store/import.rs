@@ -26,6 +26,15 @@ pub struct ImportOptions {
     pub allow_devices: bool,
 }
 
+/// A layer unpacked in `tmp/`, not yet installed.
+#[derive(Debug)]
+pub(crate) struct StagedLayer {
+    /// The staging directory (holding `diff/` and the tar-split).
+    pub dir: std::path::PathBuf,
+    /// What it will be once installed.
+    pub layer: NewLayer,
+}
+
 /// A layer that has been unpacked and installed.
 #[derive(Debug, Clone)]
 pub struct NewLayer {
@@ -79,6 +88,20 @@ impl Store {
         input: R,
         allow_devices: bool,
     ) -> Result<NewLayer, StoreError> {
+        let reader = archive::decompress(input)?.1;
+        let staged = self.stage_layer(reader, allow_devices)?;
+        layers::install(&self.root, &staged.dir, &staged.layer.diff_id)?;
+        Ok(staged.layer)
+    }
+
+    /// Unpack one (uncompressed) layer tar into a staging directory under
+    /// `tmp/`, recording its tar-split; [`layers::install`] makes it
+    /// visible. On error nothing is left behind.
+    pub(crate) fn stage_layer<R: Read>(
+        &self,
+        input: R,
+        allow_devices: bool,
+    ) -> Result<StagedLayer, StoreError> {
         let staging = self.staging("layer");
         let diff = staging.join("diff");
         fs::create_dir_all(&diff).map_err(|source| StoreError::Io {
@@ -86,21 +109,23 @@ impl Store {
             path: diff.clone(),
             source,
         })?;
-        let result = archive::decompress(input).and_then(|(_, reader)| {
-            archive::extract_layer(reader, &diff, &ExtractOptions { allow_devices })
-        });
-        let summary = match result {
-            Ok(s) => s,
+        let opts = ExtractOptions {
+            allow_devices,
+            split: Some(staging.join(archive::split::SPLIT_FILE)),
+        };
+        match archive::extract_layer(input, &diff, &opts) {
+            Ok(summary) => Ok(StagedLayer {
+                dir: staging,
+                layer: NewLayer {
+                    diff_id: summary.diff_id,
+                    size: summary.tar_size,
+                },
+            }),
             Err(e) => {
                 layers::remove_tree(&staging);
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        layers::install(&self.root, &staging, &summary.diff_id)?;
-        Ok(NewLayer {
-            diff_id: summary.diff_id,
-            size: summary.tar_size,
-        })
+        }
     }
 
     /// Write the config and an OCI manifest for installed layers, then index

@@ -86,3 +86,15 @@ pub(crate) fn remove_tree(dir: &Path) {
         }
     }
 }
+
+impl super::Store {
+    /// Whether the store holds the layer `diff_id` (row and directory).
+    pub fn has_layer(&self, diff_id: &Digest) -> Result<bool, StoreError> {
+        let n: i64 = self.db().query_row(
+            "SELECT COUNT(*) FROM layers WHERE diff_id = ?1",
+            [diff_id.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0 && layer_dir(&self.root, diff_id).join("diff").is_dir())
+    }
+}

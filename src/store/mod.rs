@@ -13,12 +13,18 @@ mod containers;
 mod db;
 mod images;
 mod import;
+mod layer_io;
 mod layers;
+mod load;
+mod save;
 
 pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};
 pub use import::{apply_change, ImportOptions, NewLayer};
+pub use layer_io::{BlobCompression, LayerBlob};
+pub use load::{LoadReport, LoadedImage};
+pub use save::{SaveFormat, SaveImage, SaveOptions, SavePlan};
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;

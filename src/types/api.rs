@@ -23,6 +23,9 @@ pub struct JsonMessage {
     /// Status text, e.g. the new image ID of an import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// What the status is about (a layer's short ID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// Free-form output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
