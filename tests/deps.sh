@@ -11,6 +11,9 @@ command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3 python3-pip"
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt="$need_apt busybox-static"
 command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
 command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
+# Peers for archive interop tests (amber never runs through them).
+command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
+command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then
