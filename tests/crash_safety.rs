@@ -69,3 +69,139 @@ fn kill9_at_many_moments_of_import() {
         assert!(d.entries("tmp").is_empty());
     }
 }
+
+/// A tar with one 48 MiB file of random bytes (`/big`) and a shell.
+fn big_image(d: &Daemon) {
+    let mut data = vec![0u8; 48 << 20];
+    getrandom::getrandom(&mut data).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    b.append_data(&mut h, "big", &data[..]).unwrap();
+    let path = d.dir.path().join("big.tar");
+    std::fs::write(&path, b.into_inner().unwrap()).unwrap();
+    d.ok(&["import", path.to_str().unwrap(), "big:1"]);
+}
+
+fn layer_ok(d: &Daemon, name: &str) {
+    let upper = d.ok(&["inspect", "-f", "{{.GraphDriver.Data.UpperDir}}", name]);
+    let m = std::fs::metadata(std::path::Path::new(upper.trim()).join("big")).unwrap();
+    assert_eq!(m.len(), 48 << 20, "{name} complete");
+}
+
+#[test]
+fn kill9_during_load_and_save() {
+    let mut d = Daemon::start();
+    big_image(&d);
+    let archive = d.dir.path().join("big-save.tar");
+    let arch = archive.to_str().unwrap().to_string();
+    d.ok(&["save", "-o", &arch, "big:1"]);
+    for delay_ms in [0u64, 30, 80, 150, 300, 600] {
+        // Save: the client fails or finishes; never a partial archive at -o.
+        let out = d.dir.path().join(format!("partial-{delay_ms}.tar"));
+        let mut client = Command::new(common::amber_bin())
+            .args([
+                "-H",
+                &d.host(),
+                "save",
+                "-o",
+                out.to_str().unwrap(),
+                "big:1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.kill9();
+        let st = client.wait().unwrap();
+        if st.success() {
+            assert_eq!(
+                std::fs::read(&out).unwrap(),
+                std::fs::read(&archive).unwrap()
+            );
+        } else {
+            assert!(!out.exists(), "a failed save leaves no archive");
+        }
+        d.spawn();
+        d.assert_check_clean();
+        layer_ok(&d, "big:1");
+
+        // Load: after the restart the image is there whole, or not at all.
+        d.ok(&["rmi", "big:1"]);
+        let mut client = Command::new(common::amber_bin())
+            .args(["-H", &d.host(), "load", "-i", &arch])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d.kill9();
+        let _ = client.wait();
+        d.spawn();
+        d.assert_check_clean();
+        assert!(d.entries("tmp").is_empty(), "{:?}", d.entries("tmp"));
+        if d.amber(&["inspect", "big:1"]).status.success() {
+            layer_ok(&d, "big:1");
+        } else {
+            assert!(d.entries("layers").is_empty(), "no half-loaded layer");
+            d.ok(&["load", "-i", &arch]);
+        }
+    }
+}
+
+#[test]
+fn kill9_during_commit_keeps_the_container() {
+    let mut d = Daemon::start();
+    d.import_busybox("busybox");
+    for (i, delay_ms) in [0u64, 20, 60, 120, 250, 500].iter().enumerate() {
+        let name = format!("c{i}");
+        d.ok(&[
+            "run",
+            "--name",
+            &name,
+            "busybox",
+            "sh",
+            "-c",
+            "dd if=/dev/urandom of=/big bs=1M count=48 2>/dev/null; md5sum /big > /big.md5",
+        ]);
+        let mut client = Command::new(common::amber_bin())
+            .args(["-H", &d.host(), "commit", &name, &format!("snap:{i}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(*delay_ms));
+        d.kill9();
+        let _ = client.wait();
+        d.spawn();
+        d.assert_check_clean();
+        // The container still holds its data, whether or not the commit
+        // landed; a commit that landed holds it too.
+        let dest = d.dir.path().join(format!("out-{i}"));
+        std::fs::create_dir_all(&dest).unwrap();
+        d.ok(&["cp", &format!("{name}:/big"), dest.to_str().unwrap()]);
+        d.ok(&["cp", &format!("{name}:/big.md5"), dest.to_str().unwrap()]);
+        let want = std::fs::read_to_string(dest.join("big.md5")).unwrap();
+        let got = Command::new("md5sum")
+            .arg(dest.join("big"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            want.split_whitespace().next(),
+            String::from_utf8_lossy(&got.stdout)
+                .split_whitespace()
+                .next(),
+            "container {name} intact after a kill at {delay_ms} ms"
+        );
+        let snap = format!("snap:{i}");
+        if d.amber(&["inspect", &snap]).status.success() {
+            d.ok(&["run", "--rm", &snap, "md5sum", "-c", "/big.md5"]);
+        }
+        let _ = std::fs::remove_dir_all(&dest);
+    }
+}
