@@ -1,5 +1,7 @@
-//! Layer writer hot path: `layer_diff_id` (tar to a hashing sink) and
-//! `write_layer_tar` to `io::sink()`, on many small files and one large one.
+//! Layer writer hot path: `layer_diff_id` (tar to a hashing sink),
+//! `write_layer_tar` to `io::sink()`, and `split::replay` (the exact tar of
+//! an imported layer again, from its tar-split, hashed: what `save` does),
+//! on many small files and one large one.
 //! sha256 bounds both; compare with `time sha256sum` of the large file.
 //!
 //! `cargo bench --bench layer_tar`. The trees are created once in a
@@ -10,7 +12,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use amber::archive::{layer_diff_id, write_layer_tar};
+use amber::archive::split::{replay, SPLIT_FILE};
+use amber::archive::{extract_layer, layer_diff_id, write_layer_tar, ExtractOptions};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// Size of the single large file.
@@ -67,7 +70,22 @@ fn bench_layer_tar(c: &mut Criterion) {
     group.warm_up_time(Duration::from_secs(2));
     group.measurement_time(Duration::from_secs(15));
     for (name, bytes, dir) in &inputs {
+        // The same tree imported from its tar, with a tar-split.
+        let imported = work.path().join(format!("imported-{name}"));
+        let diff = imported.join("diff");
+        fs::create_dir_all(&diff).expect("mkdir");
+        let mut tar = Vec::new();
+        write_layer_tar(dir, &mut tar).expect("tar");
+        let opts = ExtractOptions {
+            split: Some(imported.join(SPLIT_FILE)),
+            ..Default::default()
+        };
+        extract_layer(&tar[..], &diff, &opts).expect("extract");
+        drop(tar);
         group.throughput(Throughput::Bytes(*bytes));
+        group.bench_function(format!("split_replay/{name}"), |b| {
+            b.iter(|| replay(&diff, &imported.join(SPLIT_FILE), io::sink()).expect("replay"))
+        });
         group.bench_function(format!("layer_diff_id/{name}"), |b| {
             b.iter(|| layer_diff_id(dir).expect("layer_diff_id"))
         });

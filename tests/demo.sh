@@ -1,7 +1,8 @@
 #!/bin/sh
 # amber demo: install what is missing, build, start a daemon on a temporary
 # data root, import a busybox image (built offline from busybox-static),
-# list and inspect it with amber and with the docker CLI, then stop.
+# list and inspect it with amber and with the docker CLI, run containers,
+# commit one, save and load it, then stop.
 set -eu
 cd "$(dirname "$0")/.."
 tests/deps.sh
@@ -31,4 +32,13 @@ DOCKER_HOST="$sock" docker images
 "$AMBER" exec demo ps
 "$AMBER" logs demo
 "$AMBER" rm -f demo
+# A tester's change, committed, saved, and loaded back as another host would.
+"$AMBER" run --name bug busybox sh -c 'echo "state of bug 1234" > /evidence.txt'
+"$AMBER" commit -m "bug 1234" bug bug:1234
+"$AMBER" history bug:1234
+"$AMBER" save -o "$work/bug.tar" bug:1234
+"$AMBER" rm bug
+"$AMBER" rmi bug:1234
+"$AMBER" load -i "$work/bug.tar"
+"$AMBER" run --rm bug:1234 cat /evidence.txt
 "$AMBER" system check

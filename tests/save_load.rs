@@ -401,6 +401,19 @@ fn hostile_and_broken_archives_are_refused_cleanly() {
     assert_refused(&d, &dup, "duplicate entry", "duplicate");
     let dev = raw_tar(&[("dev", T::Char, b"", None)]);
     assert_refused(&d, &dev, "device node", "unsupported entry type");
+    // A 1 MiB GNU long name.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(1);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "x".repeat(1 << 20), &b"x"[..])
+        .unwrap();
+    assert_refused(
+        &d,
+        &b.into_inner().unwrap(),
+        "huge header",
+        "longer than 4096 bytes",
+    );
     let no_manifest = raw_tar(&[("hello", T::Regular, b"hi", None)]);
     assert_refused(
         &d,

@@ -28,6 +28,8 @@ use crate::types::Digest;
 
 /// OCI whiteout prefix.
 const WHITEOUT_PREFIX: &str = ".wh.";
+/// Longest entry name accepted (PATH_MAX).
+const MAX_NAME: usize = 4096;
 /// OCI opaque-directory marker.
 const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The overlayfs xattr marking an opaque directory.
@@ -137,6 +139,13 @@ pub(crate) fn sanitize(raw: &Path) -> Result<PathBuf, ArchiveError> {
         path: raw.display().to_string(),
         reason,
     };
+    if raw.as_os_str().len() > MAX_NAME {
+        let shown: String = raw.display().to_string().chars().take(64).collect();
+        return Err(ArchiveError::UnsafePath {
+            path: format!("{shown}..."),
+            reason: "is longer than 4096 bytes",
+        });
+    }
     let mut out = PathBuf::new();
     for c in raw.components() {
         match c {

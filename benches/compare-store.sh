@@ -1,0 +1,161 @@
+#!/bin/bash
+# Commit, save and load, amber side by side with podman and docker (when
+# installed), same busybox image, same changes, same run, data roots on one
+# loop-mounted journaled ext4 (see ../shared/PEERS.md on the root fs):
+#   (a) 1000 files of 4 KiB    (b) one 200 MiB file
+# For each: commit of a stopped container, commit of a running one, save,
+# load, archive size; and the machine's limit for the archive: `cat` and
+# `cat | sha256sum`. Prints medians and ratios.
+#
+#   benches/compare-store.sh [RUNS]     (as root; default 5 runs each)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-5}
+cargo build --release --quiet
+AMBER=$PWD/target/release/amber
+work=$(mktemp -d /tmp/amber-store-bench.XXXXXX)
+mnt=$work/mnt
+cg="amber-bench-$$"
+daemon=""; dpid=""
+cleanup() {
+    [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
+    [ -n "$dpid" ] && kill "$dpid" 2>/dev/null && wait "$dpid" 2>/dev/null || true
+    if command -v podman >/dev/null; then
+        "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
+        "${PODMAN[@]}" rmi -af >/dev/null 2>&1 || true
+    fi
+    for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+    grep -o " $mnt[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    umount -l "$mnt" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$mnt"
+truncate -s 12G "$work/fs.img"
+mkfs.ext4 -q -F "$work/fs.img"
+mount -o loop "$work/fs.img" "$mnt"
+PODMAN=(podman --root "$mnt/podman" --runroot "$work/podman-run" --storage-driver overlay --cgroup-manager cgroupfs --events-backend none)
+PRUN=(--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --network none)
+
+tests/images/busybox.sh "$work/busybox.tar"
+"$AMBER" daemon --data-root "$mnt/amber" -H "unix://$work/amber.sock" --cgroup-parent "$cg" --log-level warn &
+daemon=$!
+for _ in $(seq 100); do "$AMBER" -H "unix://$work/amber.sock" version >/dev/null 2>&1 && break; sleep 0.05; done
+A=("$AMBER" -H "unix://$work/amber.sock")
+"${A[@]}" import "$work/busybox.tar" busybox >/dev/null
+
+have_podman=""; have_docker=""
+if command -v podman >/dev/null; then
+    "${PODMAN[@]}" import "$work/busybox.tar" busybox >/dev/null && have_podman=1
+else
+    echo "podman: not installed (apt-get install -y podman runc) — skipped" >&2
+fi
+if command -v dockerd >/dev/null; then
+    dsock="unix://$work/docker.sock"
+    dockerd --data-root "$mnt/docker" --exec-root "$work/docker-exec" --pidfile "$work/docker.pid" \
+        -H "$dsock" --bridge none --iptables=false >"$work/dockerd.log" 2>&1 &
+    dpid=$!
+    for _ in $(seq 200); do DOCKER_HOST=$dsock docker version >/dev/null 2>&1 && break; sleep 0.1; done
+    D=(env DOCKER_HOST="$dsock" docker)
+    "${D[@]}" import "$work/busybox.tar" busybox >/dev/null && have_docker=1
+else
+    echo "docker: no dockerd installed (apt-get install -y docker.io) — skipped" >&2
+fi
+
+now() { date +%s%N; }
+# median of microsecond values
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ms() { echo "scale=1; $1 / 1000" | bc; }
+declare -A R   # R[engine,case,op] = median µs
+
+# engine_cmd ENGINE: the client command array name
+cli() { case $1 in amber) echo A ;; podman) echo PODMAN ;; docker) echo D ;; esac; }
+runflags() { case $1 in podman) echo "${PRUN[@]}" ;; *) echo "" ;; esac; }
+
+CHANGE_small='mkdir /d && i=0 && while [ $i -lt 1000 ]; do head -c 4096 /dev/urandom > /d/f$i; i=$((i+1)); done'
+CHANGE_big='dd if=/dev/urandom of=/big bs=1M count=200 2>/dev/null'
+
+bench_engine() {
+    local e=$1 case=$2 change=$3
+    local -n C=$(cli "$e")
+    local flags; flags=$(runflags "$e")
+    local t=() s
+    # commit of a stopped container (a fresh container each run)
+    for r in $(seq "$RUNS"); do
+        # shellcheck disable=SC2086
+        "${C[@]}" run $flags --name "b-$case-$r" busybox sh -c "$change" >/dev/null
+        sync
+        s=$(now); "${C[@]}" commit "b-$case-$r" "img-$case:$r" >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+        "${C[@]}" rm -f "b-$case-$r" >/dev/null
+    done
+    R[$e,$case,commit]=$(median "${t[@]}"); t=()
+    # commit of a running container (paused for the copy where supported)
+    for r in $(seq "$RUNS"); do
+        # shellcheck disable=SC2086
+        "${C[@]}" run -d $flags --name "r-$case-$r" busybox sh -c "$change; touch /ready; sleep 1000" >/dev/null
+        until "${C[@]}" exec "r-$case-$r" test -f /ready 2>/dev/null; do sleep 0.2; done
+        sync
+        s=$(now); "${C[@]}" commit "r-$case-$r" "run-$case:$r" >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+        "${C[@]}" rm -f "r-$case-$r" >/dev/null
+        "${C[@]}" rmi "run-$case:$r" >/dev/null
+    done
+    R[$e,$case,commit_running]=$(median "${t[@]}"); t=()
+    for r in $(seq 2 "$RUNS"); do "${C[@]}" rmi "img-$case:$r" >/dev/null; done
+    local img="img-$case:1" f="$mnt/$e-$case.tar"
+    # save
+    for r in $(seq "$RUNS"); do
+        rm -f "$f"; sync
+        s=$(now); "${C[@]}" save -o "$f" "$img" >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+    done
+    R[$e,$case,save]=$(median "${t[@]}"); t=()
+    R[$e,$case,size]=$(stat -c %s "$f")
+    # load (the image and its top layer removed before each run)
+    for r in $(seq "$RUNS"); do
+        "${C[@]}" rmi "$img" >/dev/null
+        sync
+        s=$(now); "${C[@]}" load -i "$f" >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+    done
+    R[$e,$case,load]=$(median "${t[@]}"); t=()
+    "${C[@]}" rmi "$img" >/dev/null
+    # the machine's limit for this archive: read it, read + sha256 it
+    if [ "$e" = amber ]; then
+        for r in $(seq "$RUNS"); do s=$(now); cat "$f" >/dev/null; t+=($(( ($(now) - s) / 1000 ))); done
+        R[limit,$case,cat]=$(median "${t[@]}"); t=()
+        for r in $(seq "$RUNS"); do s=$(now); cat "$f" | sha256sum >/dev/null; t+=($(( ($(now) - s) / 1000 ))); done
+        R[limit,$case,sha]=$(median "${t[@]}"); t=()
+    fi
+    rm -f "$f"
+}
+
+engines=(amber)
+[ -n "$have_podman" ] && engines+=(podman)
+[ -n "$have_docker" ] && engines+=(docker)
+for case in small big; do
+    change_var="CHANGE_$case"
+    for e in "${engines[@]}"; do
+        echo "... $e, case $case" >&2
+        bench_engine "$e" "$case" "${!change_var}"
+    done
+done
+
+echo
+echo "data roots on: $(df -T "$mnt" | awk 'NR==2 {print $2}') (loop, journaled); $RUNS runs each, medians"
+for case in small big; do
+    [ $case = small ] && echo "## (a) 1000 files of 4 KiB" || echo "## (b) one 200 MiB file"
+    printf '%-16s' "operation"; for e in "${engines[@]}"; do printf '%14s' "$e"; done
+    for e in "${engines[@]:1}"; do printf '%16s' "amber/$e"; done; echo
+    for op in commit commit_running save load size; do
+        printf '%-16s' "$op"
+        for e in "${engines[@]}"; do
+            v=${R[$e,$case,$op]}
+            if [ $op = size ]; then printf '%11.1f MB' "$(echo "$v / 1000000" | bc -l)"; else printf '%11s ms' "$(ms "$v")"; fi
+        done
+        for e in "${engines[@]:1}"; do printf '%16.3f' "$(echo "${R[amber,$case,$op]} / ${R[$e,$case,$op]}" | bc -l)"; done
+        echo
+    done
+    echo "limit for amber's archive: cat $(ms "${R[limit,$case,cat]}") ms, cat | sha256sum $(ms "${R[limit,$case,sha]}") ms;" \
+        "save/limit $(echo "scale=2; ${R[amber,$case,save]} / ${R[limit,$case,sha]}" | bc)," \
+        "load/limit $(echo "scale=2; ${R[amber,$case,load]} / ${R[limit,$case,sha]}" | bc)"
+    echo
+done
