@@ -44,6 +44,9 @@ pub struct ExtractOptions {
     /// can be written again; entries that replace an earlier entry of the
     /// same tar are then refused (the earlier content would be lost).
     pub split: Option<PathBuf>,
+    /// Do not hash the stream: the caller wrote it and knows its digest
+    /// (`ExtractSummary::diff_id` is then the empty stream's).
+    pub skip_digest: bool,
 }
 
 /// What an extraction produced.
@@ -68,7 +71,12 @@ pub fn extract_layer<R: Read>(
         Some(r) => r.reader(input),
         None => RecordingReader::plain(input),
     };
-    let mut archive = Archive::new(HashingReader::new(input));
+    let input = if opts.skip_digest {
+        HashingReader::counting_only(input)
+    } else {
+        HashingReader::new(input)
+    };
+    let mut archive = Archive::new(input);
     let mut unpacker = Unpacker {
         root: dest,
         opts,

@@ -11,6 +11,7 @@ pub struct HashingReader<R> {
     inner: R,
     hasher: Sha256,
     count: u64,
+    active: bool,
 }
 
 impl<R: Read> HashingReader<R> {
@@ -20,6 +21,16 @@ impl<R: Read> HashingReader<R> {
             inner,
             hasher: Sha256::new(),
             count: 0,
+            active: true,
+        }
+    }
+
+    /// Count only: the digest [`HashingReader::finish`] returns is that of
+    /// the empty stream (for callers that know the digest already).
+    pub fn counting_only(inner: R) -> Self {
+        HashingReader {
+            active: false,
+            ..Self::new(inner)
         }
     }
 
@@ -38,7 +49,9 @@ impl<R: Read> HashingReader<R> {
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.active {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }

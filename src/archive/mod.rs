@@ -12,7 +12,7 @@ mod hash;
 pub mod layer_tar;
 pub mod split;
 
-pub use compress::{decompress, Compression};
+pub use compress::{decompress, is_compressed, Compression};
 pub(crate) use extract::sanitize as sanitize_path;
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;

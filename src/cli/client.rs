@@ -70,7 +70,8 @@ pub fn full(bytes: Vec<u8>) -> Body {
 
 /// A body streamed from an async reader (a file, stdin).
 pub fn stream_body<R: tokio::io::AsyncRead + Send + 'static>(r: R) -> Body {
-    let s = tokio_util::io::ReaderStream::new(r);
+    // Large reads: tokio's file reads each cost a trip to the blocking pool.
+    let s = tokio_util::io::ReaderStream::with_capacity(r, 1 << 20);
     let s = futures_util::StreamExt::map(s, |chunk| chunk.map(Frame::data));
     StreamBody::new(s).boxed_unsync()
 }

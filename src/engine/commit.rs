@@ -75,21 +75,16 @@ impl Engine {
     }
 
     /// Stream the upper dir as a layer tar through a pipe into a new layer:
-    /// the data is read once and written once.
+    /// the data is read once, hashed once and written once.
     fn copy_upper_as_layer(
         &self,
         upper: &std::path::Path,
     ) -> Result<crate::store::NewLayer, EngineError> {
-        let (reader, writer) = std::io::pipe()
-            .map_err(|e| EngineError::InvalidArgument(format!("failed to create a pipe: {e}")))?;
         let src = upper.to_path_buf();
-        let producer = std::thread::spawn(move || archive::write_layer_tar(&src, writer));
-        let unpacked = self.store.unpack_layer(reader, true);
-        let produced = producer
-            .join()
-            .map_err(|_| EngineError::InvalidArgument("the layer writer panicked".into()))?;
-        produced?;
-        Ok(unpacked?)
+        Ok(self.store.install_written_layer(move |w| {
+            let s = archive::write_layer_tar(&src, w)?;
+            Ok((s.diff_id, s.size))
+        })?)
     }
 
     /// The new image's config: the parent's, with the container's config

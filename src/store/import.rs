@@ -89,7 +89,7 @@ impl Store {
         allow_devices: bool,
     ) -> Result<NewLayer, StoreError> {
         let reader = archive::decompress(input)?.1;
-        let staged = self.stage_layer(reader, allow_devices)?;
+        let staged = self.stage_layer(reader, allow_devices, false)?;
         layers::install(&self.root, &staged.dir, &staged.layer.diff_id)?;
         Ok(staged.layer)
     }
@@ -101,6 +101,7 @@ impl Store {
         &self,
         input: R,
         allow_devices: bool,
+        skip_digest: bool,
     ) -> Result<StagedLayer, StoreError> {
         let staging = self.staging("layer");
         let diff = staging.join("diff");
@@ -112,6 +113,7 @@ impl Store {
         let opts = ExtractOptions {
             allow_devices,
             split: Some(staging.join(archive::split::SPLIT_FILE)),
+            skip_digest,
         };
         match archive::extract_layer(input, &diff, &opts) {
             Ok(summary) => Ok(StagedLayer {
@@ -126,6 +128,41 @@ impl Store {
                 Err(e.into())
             }
         }
+    }
+
+    /// Install a layer whose tar `write` produces (from another thread, into
+    /// the pipe it is given) and whose digest it returns: the stream is
+    /// unpacked once and hashed once, by the writer.
+    pub fn install_written_layer<F>(&self, write: F) -> Result<NewLayer, StoreError>
+    where
+        F: FnOnce(std::io::PipeWriter) -> Result<(Digest, u64), StoreError> + Send,
+    {
+        let (reader, writer) = std::io::pipe().map_err(|source| StoreError::Io {
+            op: "create a pipe for",
+            path: "a layer".into(),
+            source,
+        })?;
+        let (staged, written) = std::thread::scope(|s| {
+            let producer = s.spawn(move || write(writer));
+            let staged = self.stage_layer(reader, true, true);
+            let written = producer
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Invalid("the layer writer panicked".into())));
+            (staged, written)
+        });
+        // The writer's error explains a cut stream better than the reader's.
+        let (mut staged, (diff_id, size)) = match (staged, written) {
+            (Ok(s), Ok(w)) => (s, w),
+            (Ok(s), Err(e)) => {
+                layers::remove_tree(&s.dir);
+                return Err(e);
+            }
+            (Err(_), Err(e)) | (Err(e), Ok(_)) => return Err(e),
+        };
+        staged.layer.diff_id = diff_id;
+        staged.layer.size = size;
+        layers::install(&self.root, &staged.dir, &staged.layer.diff_id)?;
+        Ok(staged.layer)
     }
 
     /// Write the config and an OCI manifest for installed layers, then index

@@ -301,7 +301,7 @@ impl Loader<'_> {
                                     };
                                     archive::decompress(input)
                                         .map_err(StoreError::from)
-                                        .and_then(|(_, r)| store.stage_layer(r, false))
+                                        .and_then(|(_, r)| store.stage_layer(r, false, false))
                                 });
                                 (Some(tx), Some(h))
                             };
@@ -311,6 +311,7 @@ impl Loader<'_> {
                             }
                             match (known, handle) {
                                 (Some(d), _) => {
+                                    let raw_digest = raw_digest.unwrap_or_else(|| d.clone());
                                     let staged = if d == raw_digest {
                                         Ok(Staged {
                                             layer: NewLayer { diff_id: d, size },
@@ -351,6 +352,13 @@ impl Loader<'_> {
                     }),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("layer thread panicked".to_string()),
+                };
+                // Not hashed by the reader: an uncompressed layer, whose
+                // digest its thread computed.
+                let raw_digest = match (raw_digest, &staged) {
+                    (Some(d), _) => d,
+                    (None, Ok(s)) => s.layer.diff_id.clone(),
+                    (None, Err(_)) => Digest::of(b""),
                 };
                 self.items.insert(
                     name,
@@ -408,7 +416,7 @@ impl Loader<'_> {
                 let reader = archive::decompress(Cursor::new(data.clone()))?.1;
                 let st = self
                     .store
-                    .stage_layer(reader, false)
+                    .stage_layer(reader, false, false)
                     .map_err(|e| invalid(format!("layer {name}: {e}")))?;
                 let s = Staged {
                     layer: st.layer,
@@ -639,14 +647,16 @@ impl Loader<'_> {
     }
 }
 
-/// Read one entry to its end, hashing it and handing it to `tx` while the
-/// receiver lives.
+/// Read one entry to its end, handing it to `tx` while the receiver lives,
+/// and hash it — unless it goes to a layer thread uncompressed: that thread
+/// computes the same digest (the diff_id) and sha256 is the bottleneck.
 fn pump<R: Read>(
     entry: &mut R,
     mut tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     name: &str,
-) -> Result<(Digest, u64), StoreError> {
+) -> Result<(Option<Digest>, u64), StoreError> {
     let mut hasher = Sha256::new();
+    let mut hash = true;
     let mut total = 0u64;
     let mut spare = vec![0u8; CHUNK];
     loop {
@@ -660,7 +670,12 @@ fn pump<R: Read>(
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n]);
+        if total == 0 && tx.is_some() && !archive::is_compressed(&buf[..n]) {
+            hash = false;
+        }
+        if hash {
+            hasher.update(&buf[..n]);
+        }
         total += n as u64;
         match &tx {
             Some(t) => {
@@ -672,7 +687,7 @@ fn pump<R: Read>(
             None => spare = buf,
         }
     }
-    Ok((Digest::from_hasher(hasher), total))
+    Ok((hash.then(|| Digest::from_hasher(hasher)), total))
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {

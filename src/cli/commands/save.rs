@@ -58,6 +58,7 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
                 let file = tokio::fs::File::create(&partial)
                     .await
                     .with_context(|| format!("cannot create {}", partial.display()))?;
+                let file = tokio::io::BufWriter::with_capacity(4 << 20, file);
                 (Box::new(file), Some(partial))
             }
             None => {
@@ -66,7 +67,8 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
                         "refusing to write a tar to a terminal: use -o FILE or redirect stdout"
                     );
                 }
-                (Box::new(tokio::io::stdout()), None)
+                let out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::io::stdout());
+                (Box::new(out), None)
             }
         };
     let bar = (!args.quiet && args.output.is_some() && std::io::stdout().is_terminal())
