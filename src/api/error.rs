@@ -84,6 +84,17 @@ impl From<EngineError> for ApiError {
             EngineError::NotModified(m) => ApiError::new(StatusCode::NOT_MODIFIED, m),
             EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::NotImplemented(m) => ApiError::new(StatusCode::NOT_IMPLEMENTED, m),
+            EngineError::Registry(r) => {
+                use crate::registry::client::RegistryError as R;
+                let status = match &r {
+                    R::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                    R::NotFound(_) => StatusCode::NOT_FOUND,
+                    R::Invalid(_) => StatusCode::BAD_REQUEST,
+                    R::Remote(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                ApiError::new(status, r.to_string())
+            }
         }
     }
 }

@@ -34,18 +34,17 @@ pub async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, 
     Ok(Json(images).into_response())
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body.
+/// `POST /images/create`: `fromSrc=-` imports the request body,
+/// `fromImage=` pulls.
 pub async fn create(
     State(engine): State<AppState>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     if q.get("fromImage").is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "pulling images from a registry is not supported yet; use `amber import` or `amber load`",
-        ));
+        return super::registry::pull(engine, &q, &headers);
     }
     match q.get("fromSrc") {
         Some("-") => {}
@@ -126,7 +125,11 @@ pub async fn post_sub(
     State(engine): State<AppState>,
     Path(rest): Path<String>,
     uri: Uri,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return super::registry::push(engine, name, &uri, &headers);
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -8,6 +8,7 @@ mod exec;
 mod files;
 mod images;
 mod query;
+mod registry;
 pub mod server;
 mod stream;
 mod system;
@@ -39,6 +40,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/prune", post(images::prune))
         .route("/images/get", get(images::get_many))
         .route("/images/load", post(images::load))
+        .route("/images/search", get(registry::search))
+        .route("/auth", post(registry::auth))
         .route(
             "/images/{*rest}",
             get(images::get_sub)

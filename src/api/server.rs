@@ -30,7 +30,12 @@ pub struct DaemonOptions {
     pub hosts: Vec<String>,
     /// Cgroup parent of every container.
     pub cgroup_parent: String,
+    /// The daemon.json to read.
+    pub config_file: PathBuf,
 }
+
+/// Where the daemon's configuration file is by default.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/amber/daemon.json";
 
 /// Parse `unix:///path` (or a bare absolute path) into a socket path.
 pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
@@ -61,9 +66,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
         }
     }
+    let registry = crate::registry::client::RegistryConfig::load(&opts.config_file)?;
     let engine_opts = EngineOptions {
         data_root: opts.data_root.clone(),
         cgroup_parent: opts.cgroup_parent.clone(),
+        registry,
     };
     let opened = tokio::task::spawn_blocking(move || Engine::open(&engine_opts)).await?;
     let engine = match opened {

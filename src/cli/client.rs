@@ -114,6 +114,30 @@ impl Client {
         check(resp).await
     }
 
+    /// Send with extra headers (`X-Registry-Auth`).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Body,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let mut req = self.request(method, path, None, body, false)?;
+        for (k, v) in headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|e| ClientError::Transport(e.to_string()))?;
+            req.headers_mut().insert(name, value);
+        }
+        let mut sender = self.connect(false).await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        check(resp).await
+    }
+
     /// `POST` a JSON body.
     pub async fn post_json<B: serde::Serialize>(
         &self,

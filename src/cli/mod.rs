@@ -6,6 +6,7 @@
 
 pub mod client;
 mod commands;
+mod credentials;
 pub mod output;
 mod progress;
 pub mod stream;
@@ -101,6 +102,16 @@ pub enum Command {
     Save(save::Args),
     /// Load images from a tar archive.
     Load(load::Args),
+    /// Download an image from a registry.
+    Pull(pull::Args),
+    /// Upload an image to a registry.
+    Push(push::Args),
+    /// Log in to a registry.
+    Login(login::Args),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
+    /// Search a registry for repositories.
+    Search(search::Args),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -141,6 +152,10 @@ pub enum ImageCommand {
     Save(save::Args),
     /// Load images from a tar archive.
     Load(load::Args),
+    /// Download an image from a registry.
+    Pull(pull::Args),
+    /// Upload an image to a registry.
+    Push(push::Args),
 }
 
 /// `amber container ...`.
@@ -267,6 +282,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Save(a) | Command::Image(ImageCommand::Save(a)) => save::run(&c?, a).await,
         Command::Load(a) | Command::Image(ImageCommand::Load(a)) => load::run(&c?, a).await,
+        Command::Pull(a) | Command::Image(ImageCommand::Pull(a)) => pull::run(&c?, a).await,
+        Command::Push(a) | Command::Image(ImageCommand::Push(a)) => push::run(&c?, a).await,
+        Command::Login(a) => login::run(&c?, a).await,
+        Command::Logout(a) => login::logout(a).await,
+        Command::Search(a) => search::run(&c?, a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
         Command::Container(cmd) => container(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,

@@ -14,6 +14,7 @@ mod lifecycle;
 mod list;
 mod logs;
 mod observe;
+mod registry;
 mod spec;
 mod system;
 mod transfer;
@@ -65,6 +66,9 @@ pub enum EngineError {
     /// A feature this version does not have.
     #[error("{0}")]
     NotImplemented(String),
+    /// A registry refused or failed.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::client::RegistryError),
 }
 
 /// How the engine is set up.
@@ -74,11 +78,14 @@ pub struct EngineOptions {
     pub data_root: PathBuf,
     /// Cgroup parent of all containers (tests use a unique one).
     pub cgroup_parent: String,
+    /// Registry mirrors and insecure registries.
+    pub registry: crate::registry::client::RegistryConfig,
 }
 
 /// The engine's state.
 pub struct Engine {
-    store: Store,
+    store: Arc<Store>,
+    registry: crate::registry::client::RegistryConfig,
     data_root: PathBuf,
     cgroup_parent: String,
     started: Instant,
@@ -98,7 +105,8 @@ impl Engine {
     pub fn open(opts: &EngineOptions) -> Result<Arc<Engine>, EngineError> {
         let store = Store::open(&opts.data_root)?;
         let engine = Arc::new(Engine {
-            store,
+            store: Arc::new(store),
+            registry: opts.registry.clone(),
             data_root: opts.data_root.clone(),
             cgroup_parent: opts.cgroup_parent.clone(),
             started: Instant::now(),

@@ -28,7 +28,7 @@ pub struct ImportOptions {
 
 /// A layer unpacked in `tmp/`, not yet installed.
 #[derive(Debug)]
-pub(crate) struct StagedLayer {
+pub struct StagedLayer {
     /// The staging directory (holding `diff/` and the tar-split).
     pub dir: std::path::PathBuf,
     /// What it will be once installed.

@@ -17,14 +17,17 @@ mod layer_io;
 mod layers;
 mod load;
 mod save;
+mod transfer;
 
 pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};
+pub use import::StagedLayer;
 pub use import::{apply_change, ImportOptions, NewLayer};
 pub use layer_io::{BlobCompression, LayerBlob};
 pub use load::{LoadReport, LoadedImage};
 pub use save::{SaveFormat, SaveImage, SaveOptions, SavePlan};
+pub use transfer::{ImageBlobs, PulledLayer};
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;

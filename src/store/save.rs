@@ -290,7 +290,7 @@ impl Store {
         out.flush().map_err(werr)
     }
 
-    fn layer_sizes(&self, layers: &[Digest]) -> Result<Vec<u64>, StoreError> {
+    pub(crate) fn layer_sizes(&self, layers: &[Digest]) -> Result<Vec<u64>, StoreError> {
         let conn = self.db();
         layers
             .iter()

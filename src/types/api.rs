@@ -17,6 +17,17 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Progress of a transfer in a [`JsonMessage`].
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct ProgressDetail {
+    /// Bytes done.
+    #[serde(default)]
+    pub current: u64,
+    /// Bytes in all (0 when unknown).
+    #[serde(default)]
+    pub total: u64,
+}
+
 /// One line of a Docker JSON progress stream (`/images/create`, `/build`...).
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct JsonMessage {
@@ -26,6 +37,16 @@ pub struct JsonMessage {
     /// What the status is about (a layer's short ID).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Bytes done and total of a transfer.
+    #[serde(
+        default,
+        rename = "progressDetail",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub progress_detail: Option<ProgressDetail>,
+    /// Structured result (`{"Tag", "Digest", "Size"}` of a push).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
     /// Free-form output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,

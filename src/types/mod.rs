@@ -9,4 +9,4 @@ mod digest;
 mod reference;
 
 pub use digest::{Digest, DigestError};
-pub use reference::{Reference, ReferenceError, DEFAULT_TAG};
+pub use reference::{Reference, ReferenceError, DEFAULT_DOMAIN, DEFAULT_TAG};

@@ -13,6 +13,9 @@ pub struct Args {
     /// Cgroup parent of all containers.
     #[arg(long, default_value = crate::runtime::DEFAULT_CGROUP_PARENT)]
     pub cgroup_parent: String,
+    /// Daemon configuration file (`registry-mirrors`, `insecure-registries`).
+    #[arg(long, default_value = crate::api::server::DEFAULT_CONFIG_FILE)]
+    pub config_file: PathBuf,
 }
 
 /// Run the daemon on the `-H` addresses (default `unix:///run/amber/amber.sock`).
@@ -26,6 +29,7 @@ pub async fn run(args: Args, hosts: Vec<String>) -> anyhow::Result<i32> {
         data_root: args.data_root,
         hosts,
         cgroup_parent: args.cgroup_parent,
+        config_file: args.config_file,
     })
     .await?;
     Ok(0)
