@@ -14,6 +14,9 @@ command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
 # Peers for archive interop tests (amber never runs through them).
 command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
 command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"
+# The reference registry (distribution) and htpasswd, for the registry client tests.
+command -v docker-registry >/dev/null 2>&1 || need_apt="$need_apt docker-registry"
+command -v htpasswd >/dev/null 2>&1 || need_apt="$need_apt apache2-utils"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then

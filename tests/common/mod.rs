@@ -37,6 +37,8 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub cgroup_parent: String,
+    /// Extra `amber daemon` arguments.
+    pub extra: Vec<String>,
 }
 
 /// A cgroup parent name unique to this test process and daemon.
@@ -53,14 +55,32 @@ fn unique_cgroup_parent() -> String {
 impl Daemon {
     /// Start a daemon and wait until it answers.
     pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Start a daemon with extra arguments. Without `--config-file` it
+    /// reads a daemon.json in its own directory (none: defaults), never
+    /// the host's /etc/amber/daemon.json.
+    pub fn start_with(extra: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("amber-e2e-")
             .tempdir()
             .unwrap();
+        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        if !extra.iter().any(|a| a == "--config-file") {
+            extra.push("--config-file".into());
+            extra.push(
+                dir.path()
+                    .join("daemon.json")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
         let mut d = Daemon {
             dir,
             child: None,
             cgroup_parent: unique_cgroup_parent(),
+            extra,
         };
         d.spawn();
         d
@@ -99,6 +119,7 @@ impl Daemon {
                 "--cgroup-parent",
                 &self.cgroup_parent,
             ])
+            .args(&self.extra)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -156,9 +156,10 @@ async fn pull_from(
     }
     let tag = r.tag().filter(|_| r.digest().is_none()).map(|_| r.clone());
     let st = store.clone();
+    // "Up to date" when the name already meant this image, as Docker says.
     let existed = {
-        let id = config_desc.0.clone();
-        tokio::task::spawn_blocking(move || st.image(&id).is_ok())
+        let (id, name) = (config_desc.0.clone(), r.familiar());
+        tokio::task::spawn_blocking(move || st.resolve_image(&name).ok() == Some(id))
             .await
             .unwrap_or(false)
     };
