@@ -295,3 +295,75 @@ fn a_mirror_from_daemon_json_serves_hub_pulls() {
     let err = d.fails(&["pull", "alpine"]);
     assert!(err.contains("HTTPS") && err.contains("mirror"), "{err}");
 }
+
+/// A loopback TCP proxy that cuts the first connection whose response
+/// passes `cut_after` bytes (once), to interrupt a blob download.
+fn cutting_proxy(target: u16, cut_after: usize) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cut_done = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                return;
+            };
+            let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut s_out);
+                let _ = s_out.shutdown(std::net::Shutdown::Write);
+            });
+            let cut_done = cut_done.clone();
+            std::thread::spawn(move || {
+                let (mut s_in, mut c_out) = (server, client);
+                let mut buf = [0u8; 16384];
+                let mut passed = 0usize;
+                loop {
+                    let n = match s_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if passed + n > cut_after && !cut_done.swap(true, Ordering::SeqCst) {
+                        let _ = c_out.write_all(&buf[..cut_after.saturating_sub(passed)]);
+                        let _ = c_out.shutdown(std::net::Shutdown::Both);
+                        let _ = s_in.shutdown(std::net::Shutdown::Both);
+                        return;
+                    }
+                    passed += n;
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(std::net::Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_interrupted_layer_download_resumes() {
+    let reg = DistRegistry::start(None);
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let name = format!("{}/resume/bb:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    d.ok(&["push", &name]);
+    let id = d.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    d.ok(&["rmi", &name, "busybox"]);
+    // The layer blob is ~1 MB gzip: cut its download at 300 KB.
+    let proxy = cutting_proxy(reg.port, 300_000);
+    let via = format!("127.0.0.1:{proxy}/resume/bb:1");
+    let out = d.ok(&["pull", &via]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(
+        d.log().contains("layer download cut, resuming"),
+        "the download was resumed"
+    );
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", &via]), id);
+    d.assert_check_clean();
+}
