@@ -158,6 +158,16 @@ fn push_pull_run_and_search() {
     );
     d.assert_check_clean();
 
+    // `run` of a missing image pulls it first, as `docker run` does.
+    d.ok(&["rmi", &name]);
+    let o = d.amber(&["run", "--rm", &name, "echo", "auto-pulled"]);
+    assert_eq!(stdout(&o).trim(), "auto-pulled", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Unable to find image"),
+        "{}",
+        stderr(&o)
+    );
+
     // Pull by digest.
     let digest = pulled
         .lines()

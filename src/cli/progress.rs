@@ -44,7 +44,7 @@ pub async fn json_stream(
     let mut body = resp.into_body();
     let mut show = |m: &crate::types::api::JsonMessage| -> anyhow::Result<()> {
         if let Some(e) = &m.error {
-            anyhow::bail!("{e}");
+            anyhow::bail!("Error response from daemon: {e}");
         }
         if quiet {
             return Ok(());

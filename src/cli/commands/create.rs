@@ -51,13 +51,27 @@ pub async fn create(
     if let Some(n) = &opts.name {
         path.push_str(&format!("?name={}", enc(n)));
     }
-    let sent = async {
+    let send = || async {
         let resp = c.post_json(&path, &req).await?;
         let bytes = read_all(resp).await?;
         serde_json::from_slice::<CreateResponse>(&bytes)
             .map_err(|e| ClientError::Decode(e.to_string()))
     };
-    match sent.await {
+    let mut sent = send().await;
+    // As `docker run`: a missing image is pulled, then the create retried.
+    if let Err(e) = &sent {
+        if e.is_not_found() && e.to_string().contains("No such image") {
+            eprintln!("Unable to find image '{}' locally", full_ref(&opts.image));
+            match super::pull::pull_image(c, &opts.image, true).await {
+                Ok(()) => sent = send().await,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return Err(ENGINE_ERROR);
+                }
+            }
+        }
+    }
+    match sent {
         Ok(r) => {
             for w in &r.warnings {
                 eprintln!("WARNING: {w}");
@@ -65,9 +79,6 @@ pub async fn create(
             Ok(r.id)
         }
         Err(e) => {
-            if e.is_not_found() && e.to_string().contains("No such image") {
-                eprintln!("Unable to find image '{}' locally", full_ref(&opts.image));
-            }
             eprintln!("{e}");
             Err(ENGINE_ERROR)
         }
