@@ -176,6 +176,24 @@ fn push_pull_run_and_search() {
         .to_string();
     d.ok(&["pull", &format!("{}/busybox@{digest}", reg.host())]);
 
+    // zstd layers (OCI +zstd) push and pull too; a second repository of
+    // the same registry gets the layer by a cross-repository mount.
+    let zname = format!("{}/zstd/bb:1", reg.host());
+    d.ok(&["tag", &name, &zname]);
+    let out = d.ok(&["push", "--compress", "zstd", &zname]);
+    assert!(out.contains("Pushed"), "{out}");
+    let mname = format!("{}/mounted/bb:1", reg.host());
+    d.ok(&["tag", &name, &mname]);
+    let out = d.ok(&["push", &mname]);
+    assert!(out.contains(&"Mounted from busybox".to_string()), "{out}");
+    d.ok(&["rmi", &zname, &mname, &name]);
+    d.ok(&["pull", &zname]);
+    assert_eq!(d.ok(&["inspect", "-f", "{{.Id}}", &zname]), id);
+    assert_eq!(
+        d.ok(&["run", "--rm", &zname, "echo", "zstd"]).trim(),
+        "zstd"
+    );
+
     // Search the registry's catalog.
     let found = d.ok(&["search", &format!("{}/busy", reg.host())]);
     assert!(

@@ -86,6 +86,8 @@ pub struct EngineOptions {
 pub struct Engine {
     store: Arc<Store>,
     registry: crate::registry::client::RegistryConfig,
+    /// Where pushed and pulled blobs live (for cross-repository mounts).
+    seen_blobs: crate::registry::client::Seen,
     data_root: PathBuf,
     cgroup_parent: String,
     started: Instant,
@@ -107,6 +109,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             store: Arc::new(store),
             registry: opts.registry.clone(),
+            seen_blobs: Default::default(),
             data_root: opts.data_root.clone(),
             cgroup_parent: opts.cgroup_parent.clone(),
             started: Instant::now(),

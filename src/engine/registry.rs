@@ -32,7 +32,15 @@ impl Engine {
         progress: &Progress,
     ) -> Result<Digest, EngineError> {
         let r = Reference::parse(name).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        Ok(client::pull(self.store.clone(), &r, creds, &self.registry, progress).await?)
+        Ok(client::pull(
+            self.store.clone(),
+            &r,
+            creds,
+            &self.registry,
+            &self.seen_blobs,
+            progress,
+        )
+        .await?)
     }
 
     /// `POST /images/{name}/push?tag=`.
@@ -62,6 +70,7 @@ impl Engine {
             compression,
             creds,
             &self.registry,
+            &self.seen_blobs,
             progress,
         )
         .await?;

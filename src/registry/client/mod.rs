@@ -396,7 +396,7 @@ pub async fn error_of(what: &str, resp: Response<hyper::body::Incoming>) -> Regi
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -489,6 +489,36 @@ pub async fn search_catalog(
     }
     out.truncate(limit);
     Ok(out)
+}
+
+/// Where this daemon has seen blobs (registry host → repositories, by
+/// digest), from its pulls and pushes: a push to another repository of the
+/// same registry mounts them instead of uploading.
+#[derive(Debug, Clone, Default)]
+pub struct Seen(std::sync::Arc<Mutex<HashMap<crate::types::Digest, Vec<(String, String)>>>>);
+
+impl Seen {
+    /// Remember that `host`/`repo` has blob `d`.
+    pub fn record(&self, d: &crate::types::Digest, host: &str, repo: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let v = m.entry(d.clone()).or_default();
+        if !v.iter().any(|(h, r)| h == host && r == repo) {
+            v.push((host.to_string(), repo.to_string()));
+        }
+    }
+
+    /// Other repositories of `host` known to have `d`.
+    pub fn sources(&self, d: &crate::types::Digest, host: &str, not: &str) -> Vec<String> {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(d)
+            .map(|v| {
+                v.iter()
+                    .filter(|(h, r)| h == host && r != not)
+                    .map(|(_, r)| r.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// Known registries' credentials a daemon was given, by host (for mirrors:

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::{
     empty, error_of, origin, read_document, Credentials, Endpoint, Progress, RegistryConfig,
-    RegistryError, Session, MANIFEST_TYPES,
+    RegistryError, Seen, Session, MANIFEST_TYPES,
 };
 use crate::store::{PulledLayer, StagedLayer, Store};
 use crate::types::DEFAULT_DOMAIN;
@@ -31,6 +31,7 @@ pub async fn pull(
     r: &Reference,
     creds: Option<Credentials>,
     cfg: &RegistryConfig,
+    seen: &Seen,
     progress: &Progress,
 ) -> Result<Digest, RegistryError> {
     let mut mirror_errors = Vec::new();
@@ -46,7 +47,7 @@ pub async fn pull(
                 repo: r.path().to_string(),
             };
             match pull_from(store.clone(), ep, None, r, progress).await {
-                Ok(id) => return Ok(id),
+                Ok((id, _)) => return Ok(id),
                 Err(e) => {
                     tracing::info!(mirror = %m, error = %e, "mirror could not serve the pull");
                     mirror_errors.push(format!("mirror {m}: {e}"));
@@ -61,7 +62,12 @@ pub async fn pull(
             RegistryError::Remote(format!("{e} ({})", mirror_errors.join("; ")))
         }
     })?;
-    pull_from(store, ep, creds, r, progress).await
+    let (host, repo) = (ep.host.clone(), ep.repo.clone());
+    let (id, blobs) = pull_from(store, ep, creds, r, progress).await?;
+    for b in blobs {
+        seen.record(&b, &host, &repo);
+    }
+    Ok(id)
 }
 
 async fn pull_from(
@@ -70,7 +76,7 @@ async fn pull_from(
     creds: Option<Credentials>,
     r: &Reference,
     progress: &Progress,
-) -> Result<Digest, RegistryError> {
+) -> Result<(Digest, Vec<Digest>), RegistryError> {
     let wanted = match (r.digest(), r.tag()) {
         (Some(d), _) => d.to_string(),
         (None, Some(t)) => t.to_string(),
@@ -108,6 +114,7 @@ async fn pull_from(
             layer_descs.len()
         )));
     }
+    let blob_digests: Vec<Digest> = layer_descs.iter().map(|d| d.0.clone()).collect();
     let sem = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     let mut tasks = Vec::new();
     for (desc, diff_id) in layer_descs.into_iter().zip(diff_ids) {
@@ -176,7 +183,7 @@ async fn pull_from(
             format!("Status: Downloaded newer image for {}", r.familiar())
         },
     );
-    Ok(id)
+    Ok((id, blob_digests))
 }
 
 type Descriptor = (Digest, u64);

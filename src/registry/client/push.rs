@@ -8,7 +8,7 @@ use hyper::{Method, StatusCode};
 
 use super::{
     empty, error_of, full, origin, Body, Credentials, Progress, RegistryConfig, RegistryError,
-    Session,
+    Seen, Session,
 };
 use crate::store::{BlobCompression, LayerBlob, Store};
 use crate::types::{Digest, Reference};
@@ -33,6 +33,7 @@ pub async fn push(
     compression: BlobCompression,
     creds: Option<Credentials>,
     cfg: &RegistryConfig,
+    seen: &Seen,
     progress: &Progress,
 ) -> Result<Pushed, RegistryError> {
     let ep = origin(r, cfg)?;
@@ -54,17 +55,28 @@ pub async fn push(
     for l in blobs.layers.iter().rev() {
         progress.status(Some(l.digest.short()), "Preparing");
         let (s, l, progress, sem) = (s.clone(), l.clone(), progress.clone(), sem.clone());
+        let seen = seen.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let short = l.digest.short().to_string();
+            let (host, repo) = (s.endpoint().host.clone(), s.endpoint().repo.clone());
             if exists(&s, &l.digest).await? {
                 progress.status(Some(&short), "Layer already exists");
+                seen.record(&l.digest, &host, &repo);
                 return Ok(());
+            }
+            for from in seen.sources(&l.digest, &host, &repo) {
+                if mount(&s, &l.digest, &from).await? {
+                    progress.status(Some(&short), format!("Mounted from {from}"));
+                    seen.record(&l.digest, &host, &repo);
+                    return Ok(());
+                }
             }
             progress.status(Some(&short), "Pushing");
             upload(&s, &l.digest, l.size, layer_body(&l)?).await?;
             progress.bytes(&short, "Pushing", l.size, l.size);
             progress.status(Some(&short), "Pushed");
+            seen.record(&l.digest, &host, &repo);
             Ok::<_, RegistryError>(())
         }));
     }
@@ -114,6 +126,23 @@ pub async fn push(
         digest,
         size: blobs.manifest.len(),
     })
+}
+
+/// Cross-repository mount: 201 means the registry linked the blob.
+async fn mount(s: &Session, d: &Digest, from: &str) -> Result<bool, RegistryError> {
+    let url = s.url(&format!(
+        "blobs/uploads/?mount={d}&from={}",
+        super::urlencode(from)
+    ));
+    let resp = s
+        .send(
+            Method::POST,
+            &url,
+            &[("content-length", "0".into())],
+            empty(),
+        )
+        .await?;
+    Ok(resp.status() == StatusCode::CREATED)
 }
 
 async fn exists(s: &Session, d: &Digest) -> Result<bool, RegistryError> {
