@@ -32,15 +32,7 @@ impl Engine {
         progress: &Progress,
     ) -> Result<Digest, EngineError> {
         let r = Reference::parse(name).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        Ok(client::pull(
-            self.store.clone(),
-            &r,
-            creds,
-            &self.registry,
-            &self.seen_blobs,
-            progress,
-        )
-        .await?)
+        Ok(client::pull(self.ctx(creds, progress), &r).await?)
     }
 
     /// `POST /images/{name}/push?tag=`.
@@ -63,17 +55,7 @@ impl Engine {
                     r.familiar_name()
                 ))
             })?;
-        let pushed = client::push(
-            self.store.clone(),
-            &id,
-            &r,
-            compression,
-            creds,
-            &self.registry,
-            &self.seen_blobs,
-            progress,
-        )
-        .await?;
+        let pushed = client::push(self.ctx(creds, progress), &id, &r, compression).await?;
         Ok(pushed.digest)
     }
 
@@ -120,6 +102,16 @@ impl Engine {
                 is_automated: false,
             })
             .collect())
+    }
+
+    fn ctx<'a>(&'a self, creds: Option<Credentials>, progress: &'a Progress) -> client::Ctx<'a> {
+        client::Ctx {
+            store: self.store.clone(),
+            creds,
+            cfg: &self.registry,
+            seen: &self.seen_blobs,
+            progress,
+        }
     }
 
     /// The store, shared (for long transfers on other threads).

@@ -495,7 +495,24 @@ pub async fn search_catalog(
 /// digest), from its pulls and pushes: a push to another repository of the
 /// same registry mounts them instead of uploading.
 #[derive(Debug, Clone, Default)]
-pub struct Seen(std::sync::Arc<Mutex<HashMap<crate::types::Digest, Vec<(String, String)>>>>);
+pub struct Seen(std::sync::Arc<Mutex<SeenMap>>);
+
+/// Blob digest → (registry host, repository) pairs.
+type SeenMap = HashMap<crate::types::Digest, Vec<(String, String)>>;
+
+/// What a pull or push works with.
+pub struct Ctx<'a> {
+    /// The image store.
+    pub store: std::sync::Arc<crate::store::Store>,
+    /// Credentials for the registry (none: anonymous).
+    pub creds: Option<Credentials>,
+    /// Mirrors and insecure registries.
+    pub cfg: &'a RegistryConfig,
+    /// Where blobs were seen (cross-repository mounts).
+    pub seen: &'a Seen,
+    /// Where progress messages go.
+    pub progress: &'a Progress,
+}
 
 impl Seen {
     /// Remember that `host`/`repo` has blob `d`.

@@ -13,8 +13,8 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    empty, error_of, origin, read_document, Credentials, Endpoint, Progress, RegistryConfig,
-    RegistryError, Seen, Session, MANIFEST_TYPES,
+    empty, error_of, origin, read_document, Credentials, Ctx, Endpoint, Progress, RegistryError,
+    Session, MANIFEST_TYPES,
 };
 use crate::store::{PulledLayer, StagedLayer, Store};
 use crate::types::DEFAULT_DOMAIN;
@@ -26,14 +26,14 @@ const PARALLEL: usize = 3;
 const ATTEMPTS: usize = 4;
 
 /// Pull `r` into `store`; returns the image ID.
-pub async fn pull(
-    store: Arc<Store>,
-    r: &Reference,
-    creds: Option<Credentials>,
-    cfg: &RegistryConfig,
-    seen: &Seen,
-    progress: &Progress,
-) -> Result<Digest, RegistryError> {
+pub async fn pull(ctx: Ctx<'_>, r: &Reference) -> Result<Digest, RegistryError> {
+    let Ctx {
+        store,
+        creds,
+        cfg,
+        seen,
+        progress,
+    } = ctx;
     let mut mirror_errors = Vec::new();
     if r.domain() == DEFAULT_DOMAIN {
         for m in &cfg.registry_mirrors {

@@ -6,11 +6,8 @@ use std::sync::Arc;
 
 use hyper::{Method, StatusCode};
 
-use super::{
-    empty, error_of, full, origin, Body, Credentials, Progress, RegistryConfig, RegistryError,
-    Seen, Session,
-};
-use crate::store::{BlobCompression, LayerBlob, Store};
+use super::{empty, error_of, full, origin, Body, Ctx, RegistryError, Session};
+use crate::store::{BlobCompression, LayerBlob};
 use crate::types::{Digest, Reference};
 
 /// Blobs uploaded at once.
@@ -27,15 +24,18 @@ pub struct Pushed {
 
 /// Push image `id` as `r` (which names the registry, repository and tag).
 pub async fn push(
-    store: Arc<Store>,
+    ctx: Ctx<'_>,
     id: &Digest,
     r: &Reference,
     compression: BlobCompression,
-    creds: Option<Credentials>,
-    cfg: &RegistryConfig,
-    seen: &Seen,
-    progress: &Progress,
 ) -> Result<Pushed, RegistryError> {
+    let Ctx {
+        store,
+        creds,
+        cfg,
+        seen,
+        progress,
+    } = ctx;
     let ep = origin(r, cfg)?;
     let tag = r.tag().unwrap_or(crate::types::DEFAULT_TAG).to_string();
     let shown = if r.domain() == crate::types::DEFAULT_DOMAIN {
