@@ -508,3 +508,42 @@ fn hostile_and_broken_archives_are_refused_cleanly() {
     d.ok(&["load", "-i", path.to_str().unwrap()]);
     d.assert_check_clean();
 }
+
+#[test]
+fn system_check_verifies_cached_compressed_blobs() {
+    let d = Daemon::start();
+    d.import_busybox("bb:1");
+    let out = d.dir.path().join("gz.tar");
+    d.ok(&[
+        "save",
+        "--compress",
+        "gzip",
+        "-o",
+        out.to_str().unwrap(),
+        "bb:1",
+    ]);
+    d.assert_check_clean();
+    let layer = d.entries("layers").pop().unwrap();
+    let dir = d.root().join("layers").join(&layer);
+    let cached = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("gzip-")
+        })
+        .expect("the gzip blob is cached beside the layer");
+    let mut data = std::fs::read(&cached).unwrap();
+    let n = data.len();
+    data[n / 2] ^= 0xff;
+    std::fs::write(&cached, data).unwrap();
+    let o = d.amber(&["system", "check"]);
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("does not match its digest"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -63,7 +63,7 @@ pub async fn create(
         allow_devices: false,
     };
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
     let id = tokio::task::spawn_blocking(move || engine.import_image(reader, &opts)).await??;
     let msg = JsonMessage {
         status: Some(id.to_string()),
@@ -233,7 +233,7 @@ async fn save(engine: AppState, names: Vec<String>, q: Query) -> Result<Response
 /// with `quiet` or not: one `Loaded image` line per name.
 pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = SyncIoBridge::new(StreamReader::new(stream));
+    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
     let report = tokio::task::spawn_blocking(move || engine.load_images(reader)).await??;
     let mut out = String::new();
     for l in &report.layers_present {
@@ -264,4 +264,21 @@ pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response
         }
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+}
+
+/// A request body reader that reads the rest of the body when dropped: an
+/// archive refused early is still received whole, so the client, still
+/// sending, gets the error answer instead of a broken pipe.
+struct DrainOnDrop<R: std::io::Read>(R);
+
+impl<R: std::io::Read> std::io::Read for DrainOnDrop<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: std::io::Read> Drop for DrainOnDrop<R> {
+    fn drop(&mut self) {
+        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
+    }
 }

@@ -114,11 +114,13 @@ impl Store {
                     .push(format!("bad layer digest {row:?} in the database"));
                 continue;
             };
-            if !layers::layer_dir(&self.root, &d).join("diff").is_dir() {
+            let dir = layers::layer_dir(&self.root, &d);
+            if !dir.join("diff").is_dir() {
                 report.problems.push(format!(
                     "layer {row} is indexed but its directory is missing"
                 ));
             }
+            self.check_layer_files(&dir, row, report)?;
         }
         for dir in dirs.difference(&rows) {
             report
@@ -132,6 +134,37 @@ impl Store {
             report
                 .problems
                 .push(format!("layer {l} is used by no image"));
+        }
+        Ok(())
+    }
+
+    /// Cached compressed blobs beside a layer must match their names; the
+    /// tar-split and `diff/` are the only other entries.
+    fn check_layer_files(
+        &self,
+        dir: &Path,
+        layer: &str,
+        report: &mut CheckReport,
+    ) -> Result<(), StoreError> {
+        for name in read_dir_names(dir)? {
+            if name == "diff" || name == crate::archive::split::SPLIT_FILE {
+                continue;
+            }
+            let digest = name
+                .split_once('-')
+                .filter(|(alg, _)| matches!(*alg, "gzip" | "zstd"))
+                .and_then(|(_, hex)| Digest::from_hex(hex).ok());
+            match digest {
+                Some(d) => match blobs::verify_file(&dir.join(&name), &d) {
+                    Ok(true) => {}
+                    _ => report.problems.push(format!(
+                        "cached blob {name} of layer {layer} does not match its digest"
+                    )),
+                },
+                None => report
+                    .problems
+                    .push(format!("stray file {name} in layer {layer}")),
+            }
         }
         Ok(())
     }
