@@ -55,7 +55,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let status = match &e {
-            StoreError::NoSuchImage(_) | StoreError::NoSuchContainer(_) => StatusCode::NOT_FOUND,
+            StoreError::NoSuchImage(_)
+            | StoreError::NoSuchContainer(_)
+            | StoreError::NoSuchNetwork(_)
+            | StoreError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Archive(crate::archive::ArchiveError::NotFound { .. }) => {
                 StatusCode::NOT_FOUND
@@ -84,6 +87,9 @@ impl From<EngineError> for ApiError {
             EngineError::NotModified(m) => ApiError::new(StatusCode::NOT_MODIFIED, m),
             EngineError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, m),
             EngineError::NotImplemented(m) => ApiError::new(StatusCode::NOT_IMPLEMENTED, m),
+            EngineError::Net(n) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&n))
+            }
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct DaemonOptions {
     pub hosts: Vec<String>,
     /// Cgroup parent of every container.
     pub cgroup_parent: String,
+    /// The default bridge network.
+    pub net: crate::net::NetOptions,
 }
 
 /// Parse `unix:///path` (or a bare absolute path) into a socket path.
@@ -64,6 +66,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let engine_opts = EngineOptions {
         data_root: opts.data_root.clone(),
         cgroup_parent: opts.cgroup_parent.clone(),
+        net: opts.net.clone(),
     };
     let opened = tokio::task::spawn_blocking(move || Engine::open(&engine_opts)).await?;
     let engine = match opened {
@@ -110,6 +113,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         Err(_) => tracing::info!("open connections remain after the grace period; exiting anyway"),
     }
     remove_paths(&socket_paths);
+    let _ = tokio::task::spawn_blocking(move || engine.shutdown_network()).await;
     Ok(())
 }
 

@@ -74,6 +74,8 @@ pub enum Command {
     Wait(wait::Args),
     /// Remove one or more containers.
     Rm(rm::Args),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::Args),
     /// Rename a container.
     Rename(rename::Args),
     /// Attach to a running container.
@@ -185,6 +187,8 @@ pub enum ContainerCommand {
     Wait(wait::Args),
     /// Remove all stopped containers.
     Prune(prune::Args),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::Args),
 }
 
 /// `amber system ...`.
@@ -278,6 +282,7 @@ fn top_level(cmd: Command) -> anyhow::Result<ContainerCommand> {
         Command::Wait(a) => C::Wait(a),
         Command::Rm(a) => C::Rm(a),
         Command::Rename(a) => C::Rename(a),
+        Command::Port(a) => C::Port(a),
         Command::Attach(a) => C::Attach(a),
         Command::Exec(a) => C::Exec(a),
         Command::Logs(a) => C::Logs(a),
@@ -320,6 +325,7 @@ async fn container(c: &Client, cmd: ContainerCommand) -> anyhow::Result<i32> {
         C::Unpause(a) => pause::unpause(c, a).await,
         C::Wait(a) => wait::run(c, a).await,
         C::Prune(a) => prune::run(c, a).await,
+        C::Port(a) => port::run(c, a).await,
     }
 }
 

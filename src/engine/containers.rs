@@ -190,13 +190,7 @@ impl Engine {
             }},
             "Mounts": [],
             "Config": config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-                "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": {},
-            },
+            "NetworkSettings": self.network_settings(&v),
         }))
     }
 
@@ -230,12 +224,12 @@ impl Engine {
             "ImageID": v.rec.image_id.to_string(),
             "Command": shell_join(&v.spec.argv()),
             "Created": created,
-            "Ports": [],
+            "Ports": self.summary_ports(&v.rec.id),
             "Labels": v.spec.config.labels.clone().unwrap_or_default(),
             "State": v.status(),
             "Status": status_text(&v.state),
             "HostConfig": {"NetworkMode": v.spec.host_config.network_mode},
-            "NetworkSettings": {"Networks": {}},
+            "NetworkSettings": {"Networks": self.network_settings(v)["Networks"]},
             "Mounts": [],
         });
         if size {
@@ -287,7 +281,12 @@ impl Engine {
         if dir.join("config.json").exists() {
             runtime::delete(&dir, force)?;
         }
+        self.teardown_network(id);
+        let networks = self.store.endpoints_of(id).unwrap_or_default();
         self.store.remove_container(id)?;
+        for ep in networks {
+            self.refresh_network_hosts(&ep.network_id);
+        }
         self.notify_removed(id);
         tracing::info!(container_id = %id, "container removed");
         Ok(())

@@ -99,8 +99,16 @@ impl Engine {
 
     fn launch(self: &Arc<Self>, v: &ContainerView) -> Result<(), EngineError> {
         let hold = lock(&self.pending_attach).remove(&v.rec.id);
-        let opts = self.create_options(v, hold)?;
-        let started = runtime::start(&opts)?;
+        let mut opts = self.create_options(v, hold)?;
+        opts.netns = self.setup_network(v)?;
+        let started = match runtime::start(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                self.teardown_network(&v.rec.id);
+                return Err(e.into());
+            }
+        };
+        self.network_started(&v.rec.id, started.shim_pid);
         tracing::info!(container_id = %v.rec.id, pid = started.pid, "container started");
         self.monitor(v.rec.id.clone(), started.shim_pid);
         Ok(())
@@ -284,6 +292,7 @@ impl Engine {
             .name(format!("monitor-{}", &id[..12]))
             .spawn(move || {
                 wait_pid(shim_pid);
+                engine.network_exited(&id, shim_pid);
                 engine.on_exit(&id);
             });
         if let Err(e) = spawned {

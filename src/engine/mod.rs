@@ -13,6 +13,7 @@ mod images;
 mod lifecycle;
 mod list;
 mod logs;
+mod network;
 mod observe;
 mod spec;
 mod system;
@@ -64,6 +65,9 @@ pub enum EngineError {
     /// A feature this version does not have.
     #[error("{0}")]
     NotImplemented(String),
+    /// Networking failed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// How the engine is set up.
@@ -73,6 +77,8 @@ pub struct EngineOptions {
     pub data_root: PathBuf,
     /// Cgroup parent of all containers (tests use a unique one).
     pub cgroup_parent: String,
+    /// The default bridge network (tests use a unique bridge name).
+    pub net: crate::net::NetOptions,
 }
 
 /// The engine's state.
@@ -89,6 +95,12 @@ pub struct Engine {
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// Serialises temporary mounts of stopped containers.
     mount_lock: Mutex<()>,
+    /// How the default network is set up.
+    net_opts: crate::net::NetOptions,
+    /// Serialises network set-up and teardown.
+    net_lock: Mutex<()>,
+    /// Port proxies of running containers.
+    forwards: Mutex<HashMap<String, Vec<crate::net::proxy::Forward>>>,
 }
 
 impl Engine {
@@ -105,7 +117,11 @@ impl Engine {
             pending_attach: Mutex::new(HashSet::new()),
             execs: Mutex::new(HashMap::new()),
             mount_lock: Mutex::new(()),
+            net_opts: opts.net.clone(),
+            net_lock: Mutex::new(()),
+            forwards: Mutex::new(HashMap::new()),
         });
+        engine.init_networks()?;
         engine.recover()?;
         Ok(engine)
     }

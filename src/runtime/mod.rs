@@ -16,8 +16,8 @@ pub mod shim;
 pub mod state;
 
 pub use api::{
-    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, processes,
-    resume, start, state, stats, update, wait, ExecStarted, ExecState, Started,
+    attach, attach_exec, container_resolv_conf, delete, exec, exec_state, host_mounts_under, kill,
+    pause, processes, resume, start, state, stats, update, wait, ExecStarted, ExecState, Started,
 };
 pub use cgroups::{Cgroup, Layout, Stats};
 pub use config::{

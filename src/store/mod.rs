@@ -14,11 +14,15 @@ mod db;
 mod images;
 mod import;
 mod layers;
+mod networks;
+mod volumes;
 
 pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};
 pub use import::{apply_change, ImportOptions, NewLayer};
+pub use networks::{EndpointRecord, NetworkRecord};
+pub use volumes::VolumeRecord;
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -42,6 +46,12 @@ pub enum StoreError {
     /// No container matches the name.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No network matches the name.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// No volume has the name.
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
     /// An ID prefix matches several images.
     #[error("{0}")]
     Ambiguous(String),

@@ -37,6 +37,22 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub cgroup_parent: String,
+    /// Default bridge name, unique per test daemon (the subnet is chosen
+    /// by the daemon among those no host route uses).
+    pub bridge: String,
+    /// Extra `amber daemon` flags.
+    pub extra_args: Vec<String>,
+}
+
+/// A bridge name unique to this test process and daemon (≤ 15 bytes).
+fn unique_bridge() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "amt{}-{}",
+        std::process::id() % 10_000_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A cgroup parent name unique to this test process and daemon.
@@ -57,10 +73,25 @@ impl Daemon {
             .prefix("amber-e2e-")
             .tempdir()
             .unwrap();
+        Daemon::start_with(dir, Vec::new())
+    }
+
+    /// Start a daemon with extra flags on a fresh directory.
+    pub fn start_with_args(extra_args: &[&str]) -> Daemon {
+        let dir = tempfile::Builder::new()
+            .prefix("amber-e2e-")
+            .tempdir()
+            .unwrap();
+        Daemon::start_with(dir, extra_args.iter().map(|a| a.to_string()).collect())
+    }
+
+    fn start_with(dir: tempfile::TempDir, extra_args: Vec<String>) -> Daemon {
         let mut d = Daemon {
             dir,
             child: None,
             cgroup_parent: unique_cgroup_parent(),
+            bridge: unique_bridge(),
+            extra_args,
         };
         d.spawn();
         d
@@ -98,7 +129,12 @@ impl Daemon {
                 "debug",
                 "--cgroup-parent",
                 &self.cgroup_parent,
+                "--bridge",
+                &self.bridge,
+                "--config-file",
+                "/nonexistent/amber-test-daemon.json",
             ])
+            .args(&self.extra_args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -312,12 +348,34 @@ impl Drop for Daemon {
             }
             let _ = std::fs::remove_dir(&d);
         }
+        self.remove_network_leftovers();
         for m in amber::runtime::host_mounts_under(self.dir.path())
             .into_iter()
             .rev()
         {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
+    }
+}
+
+impl Daemon {
+    /// Bridges and the firewall table a crashed daemon may have left (a
+    /// clean stop with no container running removes them itself).
+    pub fn remove_network_leftovers(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .stderr(Stdio::null())
+            .status();
+        let table = amber::net::firewall::table_name(&self.bridge);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Whether the default bridge link exists.
+    pub fn bridge_exists(&self) -> bool {
+        Path::new("/sys/class/net").join(&self.bridge).exists()
     }
 }
 

@@ -81,9 +81,21 @@ pub struct CreateOpts {
     /// Ulimit options (name=soft[:hard]).
     #[arg(long)]
     pub ulimit: Vec<String>,
-    /// Network mode.
+    /// Network mode: bridge, host, none, container:NAME or a network name.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add a network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto]).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -128,8 +140,14 @@ impl CreateOpts {
         detach: bool,
         console: Option<(u16, u16)>,
     ) -> anyhow::Result<CreateRequest> {
-        let config = self.config(detach)?;
+        let mut config = self.config(detach)?;
+        let (exposed, bindings) = self.ports()?;
+        if !exposed.is_empty() {
+            config.exposed_ports = Some(exposed);
+        }
         let host_config = HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            publish_all_ports: self.publish_all,
             auto_remove: self.rm,
             privileged: self.privileged,
             cap_add: non_empty(&self.cap_add),
@@ -161,8 +179,48 @@ impl CreateOpts {
             config,
             host_config,
             stop_timeout: self.stop_timeout,
-            networking_config: None,
+            networking_config: self.networking_config(),
         })
+    }
+
+    /// `--expose` and `-p` as `ExposedPorts` and `PortBindings`.
+    fn ports(
+        &self,
+    ) -> anyhow::Result<(
+        BTreeMap<String, serde_json::Value>,
+        crate::types::ports::PortMap,
+    )> {
+        use crate::types::ports::{parse_publish, parse_range};
+        let mut exposed = BTreeMap::new();
+        let mut bindings = crate::types::ports::PortMap::new();
+        for e in &self.expose {
+            let (range, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let (a, b) = parse_range(range)
+                .map_err(|_| anyhow::anyhow!("invalid range format for --expose: {e}"))?;
+            for p in a..=b {
+                exposed.insert(format!("{p}/{proto}"), serde_json::json!({}));
+            }
+        }
+        for p in &self.publish {
+            for (key, b) in parse_publish(p).map_err(|e| anyhow::anyhow!(e))? {
+                exposed.insert(key.clone(), serde_json::json!({}));
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(b);
+            }
+        }
+        Ok((exposed, bindings))
+    }
+
+    /// Aliases on the `--network` network.
+    fn networking_config(&self) -> Option<serde_json::Value> {
+        let net = self.network.as_deref()?;
+        if self.network_alias.is_empty() {
+            return None;
+        }
+        Some(serde_json::json!({"EndpointsConfig": {net: {"Aliases": self.network_alias}}}))
     }
 
     fn config(&self, detach: bool) -> anyhow::Result<ContainerConfig> {
@@ -353,6 +411,31 @@ mod tests {
         assert_eq!(r.host_config.memory, 1 << 30);
         assert_eq!(r.host_config.console_size, Some(vec![24, 80]));
         assert_eq!(r.config.env, Some(vec!["A=1".to_string()]));
+    }
+
+    #[test]
+    fn published_ports() {
+        let r = opts(&[
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::53/udp",
+            "--expose",
+            "90-91",
+            "-P",
+            "busybox",
+        ])
+        .request(true, None)
+        .unwrap();
+        let b = r.host_config.port_bindings.unwrap();
+        assert_eq!(b["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
+        assert_eq!(b["53/udp"].as_ref().unwrap()[0].host_ip, "127.0.0.1");
+        let e = r.config.exposed_ports.unwrap();
+        assert!(e.contains_key("91/tcp") && e.contains_key("80/tcp"));
+        assert!(r.host_config.publish_all_ports);
+        assert!(opts(&["-p", "x:80", "busybox"])
+            .request(true, None)
+            .is_err());
     }
 
     #[test]

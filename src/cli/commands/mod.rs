@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod kill;
 pub mod logs;
 pub mod pause;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod rename;

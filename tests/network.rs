@@ -1,0 +1,430 @@
+//! End to end: container networking against a real `amber daemon` (root):
+//! the default bridge, published ports, `--network none|host|container:`,
+//! user networks with name resolution, daemon restart, and that nothing is
+//! left behind. Each daemon has its own bridge name; traffic goes only to
+//! loopback and to addresses of containers these tests created.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{stderr, stdout, Daemon};
+use serde_json::Value;
+
+/// Removes every container (and user network) of the daemon on drop.
+struct Cleanup<'a>(&'a Daemon);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        self.0.remove_all_containers();
+        let _ = self.0.amber(&["network", "prune", "-f"]);
+        let _ = self.0.amber(&["volume", "prune", "-af"]);
+    }
+}
+
+fn setup() -> Daemon {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d
+}
+
+/// A TCP port that is free right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /` over plain HTTP/1.0; retries until the server answers.
+fn http_get(addr: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            if out.is_empty() {
+                return Err(std::io::Error::other("empty answer"));
+            }
+            Ok(out)
+        })();
+        match attempt {
+            Ok(body) => return body,
+            Err(e) if Instant::now() > deadline => panic!("GET {addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn inspect(d: &Daemon, name: &str) -> Value {
+    let out = d.ok(&["inspect", name]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v[0].clone()
+}
+
+/// Host-side veths enslaved to a bridge.
+fn veths_on(bridge: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/sys/class/net").unwrap().flatten() {
+        let master = std::fs::read_link(e.path().join("master")).ok();
+        if master.is_some_and(|m| m.file_name().unwrap() == bridge) {
+            out.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn web_server_on_a_published_port() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let www = d.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from the host\n").unwrap();
+    let port = free_port();
+    let publish = format!("{port}:80");
+    let vol = format!("{}:/www", www.display());
+    d.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "-v", &vol, "busybox", "httpd", "-f", "-p",
+        "80", "-h", "/www",
+    ]);
+    let body = http_get(&format!("127.0.0.1:{port}"));
+    assert!(body.contains("hello from the host"), "{body}");
+    std::fs::write(www.join("index.html"), "changed\n").unwrap();
+    let body = http_get(&format!("127.0.0.1:{port}"));
+    assert!(body.contains("changed"), "{body}");
+
+    let ip = d
+        .ok(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            "web",
+        ])
+        .trim()
+        .to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    let body = http_get(&format!("{ip}:80"));
+    assert!(body.contains("changed"), "{body}");
+
+    let v = inspect(&d, "web");
+    let ns = &v["NetworkSettings"];
+    assert_eq!(ns["Ports"]["80/tcp"][0]["HostPort"], port.to_string());
+    assert_eq!(ns["Networks"]["bridge"]["IPAddress"], ip);
+    let gw = ns["Gateway"].as_str().unwrap();
+    assert!(gw.ends_with(".1"), "{gw}");
+    let mac = ns["MacAddress"].as_str().unwrap();
+    assert!(mac.starts_with("02:42:"), "{mac}");
+    assert_eq!(
+        d.ok(&["port", "web"]).trim(),
+        format!("80/tcp -> 0.0.0.0:{port}")
+    );
+
+    // Inside: eth0 with the address, a default route, hosts and resolv.conf.
+    let inside = d.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0; ip route; cat /etc/hosts",
+    ]);
+    assert!(inside.contains(&format!("inet {ip}/")), "{inside}");
+    assert!(inside.contains(&format!("default via {gw}")), "{inside}");
+    assert!(inside.contains("127.0.0.1\tlocalhost"), "{inside}");
+
+    // The host port is taken now: a clear error at start, nothing left running.
+    let o = d.amber(&[
+        "run", "-d", "--name", "web2", "-p", &publish, "busybox", "sleep", "60",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("port is already allocated"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        d.ok(&["inspect", "--format", "{{.State.Status}}", "web2"])
+            .trim(),
+        "created"
+    );
+    d.ok(&["rm", "-f", "web", "web2"]);
+    assert!(veths_on(&d.bridge).is_empty());
+    assert!(TcpListener::bind(format!("0.0.0.0:{port}")).is_ok());
+}
+
+#[test]
+fn publish_forms_and_publish_all() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let tar = common::busybox_tar().to_str().unwrap().to_string();
+    d.ok(&["import", "--change", "EXPOSE 80 81", &tar, "exposing"]);
+    let (p1, p2) = (free_port(), free_port());
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "-P",
+        "-p",
+        &format!("127.0.0.1:{p1}:80"),
+        "-p",
+        &format!("{p2}:90/udp"),
+        "exposing",
+        "sh",
+        "-c",
+        "httpd -p 80 -h /; httpd -p 81 -h /; sleep 600",
+    ]);
+    let v = inspect(&d, "a");
+    let ports = &v["NetworkSettings"]["Ports"];
+    assert_eq!(ports["80/tcp"][0]["HostIp"], "127.0.0.1");
+    assert_eq!(ports["80/tcp"][0]["HostPort"], p1.to_string());
+    assert_eq!(ports["90/udp"][0]["HostPort"], p2.to_string());
+    let any: u16 = ports["81/tcp"][0]["HostPort"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(any > 0);
+    // httpd answers (404 for a directory without index is still an answer).
+    assert!(http_get(&format!("127.0.0.1:{any}")).starts_with("HTTP/1.0"));
+    assert!(http_get(&format!("127.0.0.1:{p1}")).starts_with("HTTP/1.0"));
+    assert_eq!(d.ok(&["port", "a", "80"]).trim(), format!("127.0.0.1:{p1}"));
+
+    for bad in ["abc", "70000:80", "1.2.3:80:80", "80/foo"] {
+        let o = d.amber(&["run", "--name", "bad", "-p", bad, "busybox", "true"]);
+        assert_eq!(o.status.code(), Some(125), "{bad}");
+        assert!(stderr(&o).contains("invalid"), "{bad}: {}", stderr(&o));
+    }
+    assert!(d.amber(&["inspect", "bad"]).status.code() != Some(0));
+}
+
+#[test]
+fn none_host_and_container_modes() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert_eq!(o.split_whitespace().collect::<Vec<_>>(), ["lo"]);
+
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert!(o.split_whitespace().any(|l| l == d.bridge), "{o}");
+
+    d.ok(&[
+        "run", "-d", "--name", "srv", "busybox", "httpd", "-f", "-p", "8099", "-h", "/",
+    ]);
+    // Shares srv's namespace: its localhost is srv's.
+    let o = d.ok(&[
+        "run", "--rm", "--network", "container:srv", "busybox", "sh", "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8099/ >/dev/null 2>&1 && echo ok && exit; sleep 0.3; done; echo no",
+    ]);
+    assert_eq!(o.trim(), "ok");
+
+    let e = d.fails(&["run", "--network", "nosuchnet", "busybox", "true"]);
+    assert!(e.contains("network nosuchnet not found"), "{e}");
+}
+
+#[test]
+fn user_network_name_resolution() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let id = d.ok(&["network", "create", "--subnet", "10.213.7.0/24", "backend"]);
+    assert_eq!(id.trim().len(), 64);
+    let e = d.fails(&["network", "create", "--subnet", "10.213.0.0/16", "other"]);
+    assert!(e.contains("overlaps"), "{e}");
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "db",
+        "--network",
+        "backend",
+        "--network-alias",
+        "store",
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/",
+    ]);
+    let o = d.ok(&[
+        "run", "--rm", "--network", "backend", "busybox", "sh", "-c",
+        "cat /etc/hosts; for n in db store; do wget -q -O /dev/null http://$n/ 2>&1; echo \"$n $?\"; done",
+    ]);
+    assert!(o.contains("10.213.7."), "{o}");
+    assert!(o.contains("db 0") || o.contains("db 1"), "{o}");
+    assert!(o.contains("\tdb store"), "{o}");
+    // Reachable by name (ping needs no server).
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "backend",
+        "busybox",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "2",
+        "store",
+    ]);
+    assert!(o.contains("1 packets received"), "{o}");
+
+    let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", "backend"])).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.213.7.0/24");
+    assert_eq!(v[0]["Containers"].as_object().unwrap().len(), 1);
+    let ls = d.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    for n in ["backend", "bridge", "host", "none"] {
+        assert!(ls.lines().any(|l| l == n), "{ls}");
+    }
+    let e = d.fails(&["network", "rm", "backend"]);
+    assert!(e.contains("has active endpoints"), "{e}");
+
+    // connect / disconnect a running container on the default bridge.
+    d.ok(&["run", "-d", "--name", "app", "busybox", "sleep", "600"]);
+    d.ok(&["network", "connect", "backend", "app"]);
+    let o = d.ok(&["exec", "app", "ping", "-c", "1", "-W", "2", "db"]);
+    assert!(o.contains("1 packets received"), "{o}");
+    d.ok(&["network", "disconnect", "backend", "app"]);
+    let o = d.ok(&["exec", "app", "ls", "/sys/class/net"]);
+    assert!(!o.contains("eth1"), "{o}");
+
+    d.ok(&["rm", "-f", "db", "app"]);
+    d.ok(&["network", "rm", "backend"]);
+    let e = d.fails(&["network", "inspect", "backend"]);
+    assert!(e.contains("not found"), "{e}");
+}
+
+#[test]
+fn daemon_restart_keeps_networking() {
+    // The daemon's own drop removes the containers (no networks made here).
+    let mut d = setup();
+    let port = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/",
+    ]);
+    d.ok(&["run", "-d", "--name", "gone", "busybox", "sleep", "600"]);
+    let gone_id = d
+        .ok(&["inspect", "--format", "{{.Id}}", "gone"])
+        .trim()
+        .to_string();
+    assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("HTTP/1.0"));
+    d.kill9();
+    // While the daemon is down, one container vanishes behind its back.
+    let shim: i32 =
+        std::fs::read_to_string(d.root().join(format!("containers/{gone_id}/shim.pid")))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+    unsafe { libc::kill(shim, libc::SIGKILL) };
+    let pid: i32 = stdout(
+        &std::process::Command::new("sh")
+            .args([
+                "-c",
+                &format!("cat /proc/{shim}/task/*/children 2>/dev/null; true"),
+            ])
+            .output()
+            .unwrap(),
+    )
+    .trim()
+    .parse()
+    .unwrap_or(0);
+    if pid > 0 {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    d.spawn();
+    assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("HTTP/1.0"));
+    let ip = d
+        .ok(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            "web",
+        ])
+        .trim()
+        .to_string();
+    assert!(http_get(&format!("{ip}:80")).starts_with("HTTP/1.0"));
+    // The vanished container's veth and namespace were cleaned at start.
+    assert_eq!(veths_on(&d.bridge).len(), 1, "{:?}", veths_on(&d.bridge));
+    assert!(!d.root().join("netns").join(&gone_id).exists());
+}
+
+#[test]
+fn nothing_left_behind() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    for i in 0..20 {
+        let name = format!("c{i}");
+        let port = free_port();
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            &format!("{port}:80"),
+            "-p",
+            "81/udp",
+            "busybox",
+            "sleep",
+            "600",
+        ]);
+        d.ok(&["rm", "-f", &name]);
+        assert!(TcpListener::bind(format!("0.0.0.0:{port}")).is_ok());
+    }
+    assert!(veths_on(&d.bridge).is_empty());
+    assert!(d.entries("netns").is_empty(), "{:?}", d.entries("netns"));
+    // No lease survives its container.
+    let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(v[0]["Containers"], serde_json::json!({}));
+    assert!(amber::runtime::host_mounts_under(&d.root()).is_empty());
+    // A clean stop with nothing running removes the bridge and the rules.
+    drop(_c);
+    let mut d = d;
+    d.stop();
+    assert!(!d.bridge_exists());
+    let table = amber::net::firewall::table_name(&d.bridge);
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "ip", &table])
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", stdout(&o));
+    assert!(Path::new(&d.root()).exists());
+}
