@@ -106,6 +106,12 @@ pub enum Command {
     /// Manage the engine.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::Command),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::Command),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -262,6 +268,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
         Command::Container(cmd) => container(&c?, cmd).await,
+        Command::Network(cmd) => network::run(&c?, cmd).await,
+        Command::Volume(cmd) => volume::run(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

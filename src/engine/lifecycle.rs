@@ -100,6 +100,7 @@ impl Engine {
     fn launch(self: &Arc<Self>, v: &ContainerView) -> Result<(), EngineError> {
         let hold = lock(&self.pending_attach).remove(&v.rec.id);
         let mut opts = self.create_options(v, hold)?;
+        opts.mounts = self.mount_configs(v)?;
         opts.netns = self.setup_network(v)?;
         let started = match runtime::start(&opts) {
             Ok(s) => s,
@@ -184,6 +185,7 @@ impl Engine {
             },
             cgroup_parent: Some(self.cgroup_parent.clone()),
             netns: None,
+            mounts: Vec::new(),
             shim_exe: Some(super::shim_exe()),
             hold_output_until_attach: hold,
         })

@@ -14,17 +14,20 @@ mod lifecycle;
 mod list;
 mod logs;
 mod network;
+mod networks;
 mod observe;
 mod spec;
 mod system;
+mod volumes;
 
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
 pub use images::ImageFilters;
 pub use lifecycle::{ExitEvents, WaitCondition};
-pub use list::ListOptions;
+pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
+pub use networks::NetworkCreateOptions;
 pub use spec::ContainerSpec;
 pub use system::docker_arch;
 

@@ -90,7 +90,7 @@ pub fn mode_of(network_mode: &str) -> Mode {
 }
 
 /// Host-side veth name of a container on a network.
-fn veth_name(container_id: &str, network_id: &str) -> String {
+pub(super) fn veth_name(container_id: &str, network_id: &str) -> String {
     let h = sha2::Sha256::digest(format!("{container_id}/{network_id}").as_bytes());
     format!("{VETH_PREFIX}{}", &hex::encode(h)[..11])
 }
@@ -122,7 +122,7 @@ impl Engine {
         serde_json::from_slice(&data).ok()
     }
 
-    fn write_net_state(&self, id: &str, st: &NetState) -> Result<(), EngineError> {
+    pub(super) fn save_net_state(&self, id: &str, st: &NetState) -> Result<(), EngineError> {
         let data = serde_json::to_vec_pretty(st)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let path = self.state_path(id);
@@ -391,8 +391,27 @@ impl Engine {
             }
         }
         let ns = st.netns.clone();
-        self.write_net_state(id, &st)?;
+        self.save_net_state(id, &st)?;
+        // Peers must resolve before the process starts.
+        self.write_hosts(id)?;
         Ok(ns)
+    }
+
+    /// At create: the network (or the container whose network is shared) exists.
+    pub(super) fn check_network(
+        &self,
+        spec: &super::spec::ContainerSpec,
+    ) -> Result<(), EngineError> {
+        match mode_of(&spec.host_config.network_mode) {
+            Mode::Bridge(name) => {
+                self.store.resolve_network(&name)?;
+            }
+            Mode::Container(c) => {
+                self.store.resolve_container(&c)?;
+            }
+            Mode::Host | Mode::None => {}
+        }
+        Ok(())
     }
 
     /// The container's mode, with its network checked to exist.
@@ -422,7 +441,7 @@ impl Engine {
         };
         let net = self.store.resolve_network(&primary)?;
         let aliases = endpoint_aliases(v, &net.name);
-        self.lease(&net, id, &aliases)?;
+        self.lease_on(&net, id, &aliases)?;
         let ns = self.netns_path(id);
         link::create_netns(&ns)?;
         st.netns = Some(ns.clone());
@@ -433,13 +452,13 @@ impl Engine {
         let mut primary_ip = None;
         for (i, ep) in eps.iter().enumerate() {
             let n = self.store.resolve_network(&ep.network_id)?;
-            let ip = self.attach_one(&n, ep, &ns, i, st)?;
+            let ip = self.attach_endpoint(&n, ep, &ns, i, st)?;
             primary_ip.get_or_insert(ip);
         }
         primary_ip.ok_or_else(|| EngineError::InvalidArgument("no network address".into()))
     }
 
-    fn lease(
+    pub(super) fn lease_on(
         &self,
         net: &NetworkRecord,
         id: &str,
@@ -453,7 +472,7 @@ impl Engine {
         })?)
     }
 
-    fn attach_one(
+    pub(super) fn attach_endpoint(
         &self,
         n: &NetworkRecord,
         ep: &EndpointRecord,
@@ -548,7 +567,7 @@ impl Engine {
         let _g = lock(&self.net_lock);
         if let Some(mut st) = self.net_state(id) {
             st.shim_pid = Some(shim_pid);
-            if let Err(e) = self.write_net_state(id, &st) {
+            if let Err(e) = self.save_net_state(id, &st) {
                 tracing::error!(container_id = %id, error = %e, "cannot record network state");
             }
         }

@@ -21,7 +21,8 @@ pub use api::{
 };
 pub use cgroups::{Cgroup, Layout, Stats};
 pub use config::{
-    CreateOptions, ExecOptions, ProcessConfig, Resources, Rlimit, DEFAULT_CGROUP_PARENT,
+    CreateOptions, ExecOptions, MountConfig, MountKind, ProcessConfig, Resources, Rlimit,
+    DEFAULT_CGROUP_PARENT,
 };
 pub use error::{Result, RuntimeError};
 pub use nix::sys::signal::Signal;

@@ -96,6 +96,18 @@ pub struct CreateOpts {
     /// Expose a port or a range of ports.
     #[arg(long)]
     pub expose: Vec<String>,
+    /// Bind mount a volume (SRC:DST[:ro], NAME:DST, or DST for an anonymous volume).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=...,target=...[,readonly]).
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s) (NAME[:ro|rw]).
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -148,6 +160,27 @@ impl CreateOpts {
         let host_config = HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             publish_all_ports: self.publish_all,
+            binds: non_empty(&self.binds()?),
+            mounts: if self.mount.is_empty() {
+                None
+            } else {
+                Some(
+                    self.mount
+                        .iter()
+                        .map(|m| parse_mount(m))
+                        .collect::<Result<_, _>>()?,
+                )
+            },
+            tmpfs: (!self.tmpfs.is_empty()).then(|| {
+                self.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((p, o)) => (p.to_string(), o.to_string()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
+            volumes_from: non_empty(&self.volumes_from),
             auto_remove: self.rm,
             privileged: self.privileged,
             cap_add: non_empty(&self.cap_add),
@@ -214,6 +247,25 @@ impl CreateOpts {
         Ok((exposed, bindings))
     }
 
+    /// `-v` values; a host path starting with `.` is made absolute here,
+    /// as the docker CLI does.
+    fn binds(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for v in &self.volume {
+            match v.split_once(':') {
+                Some((src, rest))
+                    if src == "." || src.starts_with("./") || src.starts_with("../") =>
+                {
+                    let abs = std::env::current_dir()?.join(src);
+                    let abs = abs.canonicalize().unwrap_or(abs);
+                    out.push(format!("{}:{rest}", abs.display()));
+                }
+                _ => out.push(v.clone()),
+            }
+        }
+        Ok(out)
+    }
+
     /// Aliases on the `--network` network.
     fn networking_config(&self) -> Option<serde_json::Value> {
         let net = self.network.as_deref()?;
@@ -260,6 +312,64 @@ impl CreateOpts {
         out.extend(self.env.iter().filter_map(|e| env_entry(e)));
         Ok(out)
     }
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly` (Docker's CSV keys).
+pub fn parse_mount(s: &str) -> anyhow::Result<crate::types::container::Mount> {
+    use crate::types::container::{Mount, TmpfsOptions, VolumeOptions};
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    let truth = |v: Option<&str>, k: &str| -> anyhow::Result<bool> {
+        match v.unwrap_or("true") {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => anyhow::bail!("invalid value for {k}: {other}"),
+        }
+    };
+    for field in s.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need =
+            || v.ok_or_else(|| anyhow::anyhow!("invalid field '{field}' must be a key=value pair"));
+        match k.as_str() {
+            "type" => m.kind = need()?.to_string(),
+            "source" | "src" => m.source = need()?.to_string(),
+            "target" | "destination" | "dst" => m.target = need()?.to_string(),
+            "readonly" | "ro" => m.read_only = truth(v, &k)?,
+            "volume-nocopy" => {
+                m.volume_options
+                    .get_or_insert_with(VolumeOptions::default)
+                    .no_copy = truth(v, &k)?
+            }
+            "tmpfs-size" => {
+                m.tmpfs_options
+                    .get_or_insert_with(TmpfsOptions::default)
+                    .size_bytes = parse_bytes(need()?)?
+            }
+            "tmpfs-mode" => {
+                m.tmpfs_options
+                    .get_or_insert_with(TmpfsOptions::default)
+                    .mode = u32::from_str_radix(need()?, 8)
+                    .map_err(|_| anyhow::anyhow!("invalid value for tmpfs-mode: {field}"))?
+            }
+            "bind-propagation" | "consistency" | "bind-recursive" | "volume-driver" => {}
+            _ => anyhow::bail!("unexpected key '{k}' in '{field}'"),
+        }
+    }
+    if !matches!(m.kind.as_str(), "bind" | "volume" | "tmpfs") {
+        anyhow::bail!(
+            "invalid mount type {:?}: must be bind, volume or tmpfs",
+            m.kind
+        );
+    }
+    if m.target.is_empty() {
+        anyhow::bail!("target is required");
+    }
+    Ok(m)
 }
 
 /// `KEY=V` as is; a bare `KEY` takes our value, or is dropped when unset.
@@ -411,6 +521,40 @@ mod tests {
         assert_eq!(r.host_config.memory, 1 << 30);
         assert_eq!(r.host_config.console_size, Some(vec![24, 80]));
         assert_eq!(r.config.env, Some(vec!["A=1".to_string()]));
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=bind,source=/a,target=/b,readonly").unwrap();
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.target.as_str(),
+                m.read_only
+            ),
+            ("bind", "/a", "/b", true)
+        );
+        let t = parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap();
+        let o = t.tmpfs_options.unwrap();
+        assert_eq!((o.size_bytes, o.mode), (64 << 20, 0o1770));
+        assert!(parse_mount("type=nfs,target=/x").is_err());
+        assert!(parse_mount("type=bind,source=/x").is_err());
+        assert!(parse_mount("bogus=1,target=/x").is_err());
+        let r = opts(&[
+            "-v",
+            "data:/d",
+            "--tmpfs",
+            "/run:size=1m",
+            "--volumes-from",
+            "x:ro",
+            "busybox",
+        ])
+        .request(true, None)
+        .unwrap();
+        assert_eq!(r.host_config.binds.unwrap(), ["data:/d"]);
+        assert_eq!(r.host_config.tmpfs.unwrap()["/run"], "size=1m");
+        assert_eq!(r.host_config.volumes_from.unwrap(), ["x:ro"]);
     }
 
     #[test]

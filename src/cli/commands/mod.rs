@@ -18,6 +18,7 @@ pub mod info;
 pub mod inspect;
 pub mod kill;
 pub mod logs;
+pub mod network;
 pub mod pause;
 pub mod port;
 pub mod prune;
@@ -34,6 +35,7 @@ pub mod system;
 pub mod tag;
 pub mod top;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use std::future::Future;
