@@ -242,7 +242,11 @@ impl Engine {
                 }
             }
         }
-        for dst in spec.config.volumes.iter().flatten().map(|(k, _)| clean(k)) {
+        let image_volumes = spec.config.volumes.iter().flatten().map(|(k, _)| k);
+        for dst in image_volumes
+            .filter(|k| k.starts_with('/'))
+            .map(|k| clean(k))
+        {
             if !taken(&out, &dst) {
                 out.push(MountPoint {
                     kind: "volume".into(),
