@@ -11,6 +11,11 @@ command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3 python3-pip"
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt="$need_apt busybox-static"
 command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
 command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
+# Container networking: bridges and veths (ip), the NAT table (nft), and
+# network namespaces kept by bind mounts (unshare, nsenter).
+command -v ip >/dev/null 2>&1 || need_apt="$need_apt iproute2"
+command -v nft >/dev/null 2>&1 || need_apt="$need_apt nftables"
+command -v nsenter >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then

@@ -403,9 +403,18 @@ impl Engine {
         spec: &super::spec::ContainerSpec,
     ) -> Result<(), EngineError> {
         match mode_of(&spec.host_config.network_mode) {
-            Mode::Bridge(name) => {
-                self.store.resolve_network(&name)?;
-            }
+            // 400, not 404: a client takes a 404 on create for a missing
+            // image and would try to pull it.
+            Mode::Bridge(name) => match self.store.resolve_network(&name) {
+                Err(StoreError::NoSuchNetwork(n)) => {
+                    return Err(EngineError::InvalidArgument(format!(
+                        "network {n} not found"
+                    )))
+                }
+                other => {
+                    other?;
+                }
+            },
             Mode::Container(c) => {
                 self.store.resolve_container(&c)?;
             }
@@ -580,7 +589,8 @@ impl Engine {
     pub(super) fn network_exited(&self, id: &str, shim_pid: i32) {
         let _g = lock(&self.net_lock);
         match self.net_state(id) {
-            Some(st) if st.shim_pid.is_none_or(|p| p == shim_pid) => self.teardown_locked(id),
+            // A state without a shim is a start in progress: not ours.
+            Some(st) if st.shim_pid == Some(shim_pid) => self.teardown_locked(id),
             _ => return,
         }
         drop(_g);
