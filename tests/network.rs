@@ -209,6 +209,77 @@ fn publish_forms_and_publish_all() {
 }
 
 #[test]
+fn restart_keeps_address_and_ports_and_containers_reach_published_ports() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let port = free_port();
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let ip = |d: &Daemon| {
+        d.ok(&[
+            "inspect",
+            "--format",
+            "{{.NetworkSettings.IPAddress}}",
+            "web",
+        ])
+        .trim()
+        .to_string()
+    };
+    let before = ip(&d);
+    d.ok(&["restart", "-t", "1", "web"]);
+    assert_eq!(ip(&d), before);
+    assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("HTTP/1."));
+    assert_eq!(veths_on(&d.bridge).len(), 1);
+    // Another container reaches the published port through its gateway.
+    let gw = d
+        .ok(&["inspect", "--format", "{{.NetworkSettings.Gateway}}", "web"])
+        .trim()
+        .to_string();
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-q",
+        "-O-",
+        &format!("http://{gw}:{port}/hostname"),
+    ]);
+    assert!(!o.trim().is_empty());
+    // Stopped: no address shown, no port bound, no veth; the lease is kept.
+    d.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(ip(&d), "");
+    assert!(TcpListener::bind(format!("0.0.0.0:{port}")).is_ok());
+    assert!(veths_on(&d.bridge).is_empty());
+    d.ok(&["start", "web"]);
+    assert_eq!(ip(&d), before);
+
+    // A bad binding sent through the API is refused at create.
+    let o = d.docker(&[
+        "create",
+        "--name",
+        "badport",
+        "-p",
+        "1.2.3.4.5:80:80",
+        "busybox",
+    ]);
+    assert!(!o.status.success());
+    assert!(d.amber(&["inspect", "badport"]).status.code() != Some(0));
+}
+
+#[test]
 fn none_host_and_container_modes() {
     let d = setup();
     let _c = Cleanup(&d);

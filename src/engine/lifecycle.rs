@@ -223,6 +223,11 @@ impl Engine {
             let _ = runtime::kill(&dir, Signal::SIGKILL);
             runtime::wait(&dir, Duration::from_secs(30))?;
         }
+        // Docker's stop returns with the network released; the monitor's
+        // own teardown then finds nothing left.
+        if let Some(shim) = v.state.shim_pid {
+            self.network_exited(&v.rec.id, shim);
+        }
         Ok(())
     }
 

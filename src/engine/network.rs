@@ -420,7 +420,7 @@ impl Engine {
             }
             Mode::Host | Mode::None => {}
         }
-        Ok(())
+        check_port_bindings(spec)
     }
 
     /// The container's mode, with its network checked to exist.
@@ -694,7 +694,11 @@ impl Engine {
     /// `.NetworkSettings` of inspect, as Docker shows it.
     pub(super) fn network_settings(&self, v: &ContainerView) -> Value {
         let id = &v.rec.id;
-        let st = self.net_state(id);
+        let alive = matches!(
+            v.state.status,
+            crate::runtime::Status::Running | crate::runtime::Status::Paused
+        );
+        let st = self.net_state(id).filter(|_| alive);
         let running = st.is_some();
         let mut networks = serde_json::Map::new();
         let mut top = json!({"Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "MacAddress": ""});
@@ -815,6 +819,29 @@ fn port_plan(v: &ContainerView) -> Vec<(String, PortBinding)> {
         }
     }
     out
+}
+
+/// `PortBindings` as Docker validates them at create: port keys, host
+/// addresses and host ports (or ranges).
+fn check_port_bindings(spec: &super::spec::ContainerSpec) -> Result<(), EngineError> {
+    let bad = EngineError::InvalidArgument;
+    for (key, bindings) in spec.host_config.port_bindings.iter().flatten() {
+        let (_, proto) = parse_port_key(key)
+            .map_err(|_| bad(format!("invalid port specification: \"{key}\"")))?;
+        if !matches!(proto.as_str(), "tcp" | "udp") {
+            return Err(bad(format!("invalid proto: {proto}")));
+        }
+        for b in bindings.iter().flatten() {
+            if !b.host_ip.is_empty() && b.host_ip.parse::<IpAddr>().is_err() {
+                return Err(bad(format!("invalid IP address: {}", b.host_ip)));
+            }
+            if !matches!(b.host_port.as_str(), "" | "0") {
+                crate::types::ports::parse_range(&b.host_port)
+                    .map_err(|_| bad(format!("invalid hostPort: {}", b.host_port)))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Aliases asked for in `NetworkingConfig.EndpointsConfig[net].Aliases`.

@@ -1,7 +1,8 @@
 //! Links, addresses, routes and network namespaces, through iproute2's `ip`
 //! (`-batch` keeps it to one process per namespace) and util-linux's
-//! `unshare`/`nsenter`. Every function is idempotent where it can be: a
-//! missing link on delete or an existing address on add is not an error.
+//! `nsenter`; namespaces themselves are made in-process. Every function is
+//! idempotent where it can be: a missing link on delete or an existing
+//! address on add is not an error.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -123,9 +124,30 @@ pub fn create_netns(path: &Path) -> Result<(), NetError> {
     }
     remove_netns(path)?;
     std::fs::File::create(path).map_err(|e| NetError::io("create", path, e))?;
-    let mut cmd = Command::new("unshare");
-    cmd.arg(format!("--net={}", path.display())).arg("true");
-    run(&mut cmd, None).map(|_| ())
+    // Namespaces are per thread: a short-lived thread leaves the daemon's
+    // namespace, pins its new one with a bind mount, and ends. No fork.
+    let target = path.to_path_buf();
+    let made = std::thread::Builder::new()
+        .name("netns".into())
+        .spawn(move || -> Result<(), NetError> {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| NetError::io("unshare a network namespace for", &target, e.into()))?;
+            nix::mount::mount(
+                Some("/proc/thread-self/ns/net"),
+                &target,
+                None::<&str>,
+                nix::mount::MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(|e| NetError::io("bind the network namespace on", &target, e.into()))
+        })
+        .map_err(|e| NetError::io("start a thread for", path, e))?
+        .join()
+        .map_err(|_| NetError::Invalid("network namespace thread panicked".into()))?;
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
 }
 
 /// Unmount and remove a namespace file; a missing one is fine.

@@ -6,7 +6,7 @@
 //! Knows nothing of containers, images or the store: the engine decides who
 //! gets which address (leases live in the store) and calls these
 //! mechanisms. Synchronous; talks to the kernel through `ip`, `nft`,
-//! `unshare` and `nsenter`, and binds host sockets for published ports.
+//! `nsenter`, and binds host sockets for published ports.
 
 pub mod firewall;
 pub mod hosts;
@@ -25,7 +25,7 @@ pub const DEFAULT_BRIDGE: &str = "amber0";
 /// Errors of network operations.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    /// A command (`ip`, `nft`, `unshare`) failed.
+    /// A command (`ip`, `nft`, `nsenter`) failed.
     #[error("failed to run `{cmd}`: {message}")]
     Command {
         /// The command line.
