@@ -87,6 +87,7 @@ fn data_survives_its_container() {
     let e = d.fails(&["volume", "rm", "store"]);
     assert!(e.contains("volume is in use"), "{e}");
     d.ok(&["rm", "holder"]);
+    d.assert_check_clean();
     d.ok(&["volume", "rm", "store"]);
     assert!(!volume_names(&d).contains(&"store".to_string()));
     let e = d.fails(&["volume", "inspect", "store"]);

@@ -65,10 +65,13 @@ impl Drop for Forward {
 }
 
 fn bind_error(host: SocketAddr, e: std::io::Error) -> NetError {
-    NetError::PortInUse {
-        addr: host.to_string(),
-        source: e,
+    if e.kind() == ErrorKind::AddrInUse {
+        return NetError::PortInUse {
+            addr: host.to_string(),
+            source: e,
+        };
     }
+    NetError::Invalid(format!("Bind for {host} failed: {e}"))
 }
 
 /// Bind `host` and forward to `target`.

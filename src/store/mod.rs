@@ -125,6 +125,7 @@ impl Store {
         };
         store.recover_commits()?;
         store.remove_orphans()?;
+        store.remove_orphan_volumes()?;
         Ok(store)
     }
 

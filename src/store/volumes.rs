@@ -99,6 +99,21 @@ impl Store {
         Ok(rows)
     }
 
+    /// Volume directories without a row (a crash between the directory
+    /// and the row) are removed at open.
+    pub(crate) fn remove_orphan_volumes(&self) -> Result<(), StoreError> {
+        let dir = self.root.join("volumes");
+        let known: Vec<String> = self.volumes()?.into_iter().map(|v| v.name).collect();
+        for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                tracing::info!(path = %e.path().display(), "removing orphaned volume directory");
+                layers::remove_visible(&self.tmp, &e.path())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Delete the row, then the directory.
     pub fn remove_volume(&self, name: &str) -> Result<(), StoreError> {
         let conn = self.db();

@@ -362,10 +362,24 @@ impl Daemon {
     /// Bridges and the firewall table a crashed daemon may have left (a
     /// clean stop with no container running removes them itself).
     pub fn remove_network_leftovers(&self) {
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .stderr(Stdio::null())
-            .status();
+        let mut bridges = vec![self.bridge.clone()];
+        // User networks' bridges, from the daemon's database.
+        if let Ok(db) = rusqlite::Connection::open(self.root().join("amber.db")) {
+            if let Ok(mut stmt) = db.prepare("SELECT bridge FROM networks WHERE driver = 'bridge'")
+            {
+                if let Ok(rows) = stmt.query_map([], |r| r.get::<_, String>(0)) {
+                    bridges.extend(rows.flatten());
+                }
+            }
+        }
+        for b in bridges {
+            if Path::new("/sys/class/net").join(&b).exists() {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &b])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
         let table = amber::net::firewall::table_name(&self.bridge);
         let _ = Command::new("nft")
             .args(["delete", "table", "ip", &table])
