@@ -495,3 +495,34 @@ fn nothing_left_behind() {
     assert!(!o.status.success(), "{}", stdout(&o));
     assert!(Path::new(&d.root()).exists());
 }
+
+#[test]
+fn bip_and_daemon_json() {
+    let cfg = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(cfg.path(), r#"{"bip": "10.215.4.1/24"}"#).unwrap();
+    // The flag wins over the file.
+    let d = Daemon::start_with_args(&["--bip", "10.215.3.1/24"]);
+    d.import_busybox("busybox");
+    let _c = Cleanup(&d);
+    let o = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(o.contains("inet 10.215.3.2/24"), "{o}");
+    let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", "bridge"])).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.215.3.1");
+    assert_eq!(v[0]["Options"]["com.docker.network.bridge.name"], d.bridge);
+    drop(_c);
+    drop(d);
+
+    let mut d = Daemon::start_with_args(&[]);
+    d.stop();
+    // The file applies when no flag says otherwise.
+    d.extra_args = vec!["--config-file".into(), cfg.path().to_str().unwrap().into()];
+    d.spawn();
+    d.import_busybox("busybox");
+    let o = d.ok(&[
+        "run", "--rm", "busybox", "ip", "-4", "-o", "addr", "show", "eth0",
+    ]);
+    assert!(o.contains("inet 10.215.4.2/24"), "{o}");
+    d.remove_all_containers();
+}

@@ -269,7 +269,10 @@ impl Engine {
             )));
         }
         let rec = self.store.resolve_container(name)?;
-        Ok(self.store.rename_container(&rec.id, new_name)?)
+        self.store.rename_container(&rec.id, new_name)?;
+        // Peers on user networks know it by name.
+        self.refresh_peer_hosts(&rec.id);
+        Ok(())
     }
 
     /// `DELETE /containers/{id}?force=`.

@@ -131,9 +131,13 @@ impl Daemon {
                 &self.cgroup_parent,
                 "--bridge",
                 &self.bridge,
-                "--config-file",
-                "/nonexistent/amber-test-daemon.json",
             ])
+            .args(if self.extra_args.iter().any(|a| a == "--config-file") {
+                &[][..]
+            } else {
+                // Never the host's /etc/amber/daemon.json.
+                &["--config-file", "/nonexistent/amber-test-daemon.json"][..]
+            })
             .args(&self.extra_args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
