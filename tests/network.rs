@@ -526,3 +526,109 @@ fn bip_and_daemon_json() {
     assert!(o.contains("inet 10.215.4.2/24"), "{o}");
     d.remove_all_containers();
 }
+
+/// A network namespace this test creates, reached from the host through a
+/// veth pair: stands in for "outside" without any traffic leaving the host.
+struct Outside {
+    ns: String,
+    host_if: String,
+    server: Option<std::process::Child>,
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+fn sh(cmd: &str) {
+    let o = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+}
+
+#[test]
+fn outbound_traffic_is_masqueraded() {
+    let d = setup();
+    let _c = Cleanup(&d);
+    let n = std::process::id() % 200 + 20;
+    let (host_ip, out_ip) = (format!("10.216.{n}.1"), format!("10.216.{n}.2"));
+    let mut out = Outside {
+        ns: format!("amt-out-{}", std::process::id()),
+        host_if: format!("amo{}", std::process::id() % 10_000_000),
+        server: None,
+    };
+    let www = d.dir.path().join("outside");
+    std::fs::create_dir_all(www.join("cgi-bin")).unwrap();
+    std::fs::write(
+        www.join("cgi-bin/peer"),
+        "#!/bin/sh\necho Content-Type: text/plain\necho\necho \"$REMOTE_ADDR\"\n",
+    )
+    .unwrap();
+    sh(&format!("chmod 755 {}/cgi-bin/peer", www.display()));
+    sh(&format!(
+        "ip netns add {ns} && ip link add {h} type veth peer name eth0 netns {ns} && \
+         ip addr add {host_ip}/24 dev {h} && ip link set {h} up && \
+         ip -n {ns} addr add {out_ip}/24 dev eth0 && ip -n {ns} link set eth0 up && ip -n {ns} link set lo up",
+        ns = out.ns,
+        h = out.host_if
+    ));
+    out.server = Some(
+        std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &out.ns, "busybox", "httpd", "-f", "-p", "8000", "-h",
+            ])
+            .arg(&www)
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://{out_ip}:8000/cgi-bin/peer");
+    let o = d.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- {url} && exit; sleep 0.3; done"),
+    ]);
+    // The outside sees the host's address, not the container's.
+    // (busybox httpd shows IPv4 peers in their mapped IPv6 form.)
+    assert!(
+        o.trim() == host_ip || o.trim() == format!("[::ffff:{host_ip}]"),
+        "{o}"
+    );
+    // An --internal network has no way out.
+    d.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.217.1.0/24",
+        "closed",
+    ]);
+    let o = d.amber(&[
+        "run",
+        "--rm",
+        "--network",
+        "closed",
+        "busybox",
+        "wget",
+        "-q",
+        "-T",
+        "2",
+        "-O-",
+        &url,
+    ]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+}
