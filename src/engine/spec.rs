@@ -26,7 +26,7 @@ pub struct ContainerSpec {
     pub networking_config: Option<serde_json::Value>,
     /// Binds, volumes and tmpfs mounts, resolved at create (`Mounts` of inspect).
     #[serde(default)]
-    pub mounts: Vec<super::volumes::MountPoint>,
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl ContainerSpec {

@@ -1,0 +1,232 @@
+//! The host side of networking at daemon start and stop: the `bridge`,
+//! `host` and `none` networks, bridges and the firewall table; clean-up of
+//! what vanished containers left; the ports of running containers bound
+//! again; and at a clean stop with nothing running, bridges and rules
+//! removed.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::containers::ContainerView;
+use super::network::{subnet_of, NetState, PublishedPort, NETNS_DIR, VETH_PREFIX};
+use super::{lock, Engine, EngineError};
+use crate::net::proxy::{self, Forward};
+use crate::net::{firewall, ipam, link, Ipv4Net, NetError};
+use crate::store::NetworkRecord;
+
+impl Engine {
+    /// The bridge network rows and the firewall table for them.
+    pub(super) fn apply_firewall(&self) -> Result<(), EngineError> {
+        let mut rules = Vec::new();
+        for n in self.store.networks()? {
+            if n.driver != "bridge" {
+                continue;
+            }
+            let (subnet, _) = subnet_of(&n)?;
+            rules.push(firewall::BridgeRule {
+                bridge: n.bridge.clone(),
+                subnet,
+                internal: n.internal,
+            });
+        }
+        firewall::apply(&firewall::table_name(&self.net_opts.bridge), &rules)?;
+        Ok(())
+    }
+
+    /// Ensure a bridge network's link exists, addressed and up.
+    pub(super) fn ensure_bridge(&self, n: &NetworkRecord) -> Result<(), EngineError> {
+        let (subnet, gw) = subnet_of(n)?;
+        link::ensure_bridge(
+            &n.bridge,
+            &Ipv4Net::new(gw, subnet.prefix).unwrap_or(subnet),
+        )?;
+        Ok(())
+    }
+
+    /// At daemon start: the `bridge`, `host` and `none` networks, their
+    /// bridges and rules; then clean up after containers that are gone or
+    /// stopped, and proxy the ports of running ones again.
+    pub(super) fn init_networks(&self) -> Result<(), EngineError> {
+        if let Err(e) = crate::net::enable_forwarding() {
+            tracing::warn!(error = %e, "cannot enable IPv4 forwarding");
+        }
+        let _guard = ipam::lock_subnets()?;
+        self.default_bridge_row()?;
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if self.store.resolve_network(name).is_err() {
+                self.store.create_network(&NetworkRecord {
+                    id: crate::store::random_hex(32),
+                    name: name.into(),
+                    driver: driver.into(),
+                    subnet: String::new(),
+                    gateway: String::new(),
+                    bridge: String::new(),
+                    created: String::new(),
+                    labels: BTreeMap::new(),
+                    internal: false,
+                })?;
+            }
+        }
+        for n in self.store.networks()? {
+            if n.driver == "bridge" {
+                self.ensure_bridge(&n)?;
+            }
+        }
+        drop(_guard);
+        self.apply_firewall()?;
+        self.clean_stale_network()?;
+        Ok(())
+    }
+
+    /// Create (or re-address, with `--bip`) the default network's row.
+    fn default_bridge_row(&self) -> Result<(), EngineError> {
+        let want_bridge = self.net_opts.bridge.clone();
+        let existing = self.store.resolve_network("bridge").ok();
+        let (subnet, gw) = match (&existing, self.net_opts.bip) {
+            (Some(n), None) if n.bridge == want_bridge => return Ok(()),
+            (Some(n), None) => subnet_of(n)?,
+            (_, Some(bip)) => (bip.trunc(), bip.addr),
+            (None, None) => {
+                let mut taken = link::host_routes(std::slice::from_ref(&want_bridge))?;
+                for n in self.store.networks()? {
+                    if let Ok(s) = n.subnet.parse::<Ipv4Net>() {
+                        taken.push(s);
+                    }
+                }
+                let s = ipam::choose_subnet(&taken)?;
+                (s, s.nth(1).unwrap_or(s.addr))
+            }
+        };
+        if let Some(n) = &existing {
+            if n.bridge == want_bridge && n.subnet == subnet.to_string() {
+                return Ok(());
+            }
+            if !self.store.endpoints_in(&n.id)?.is_empty() {
+                return Err(EngineError::Conflict(format!(
+                    "cannot change the default bridge to {want_bridge} {gw}/{}: containers have addresses on it; remove them first",
+                    subnet.prefix
+                )));
+            }
+            if n.bridge != want_bridge {
+                link::delete(&n.bridge)?;
+            }
+            self.store.remove_network(&n.id)?;
+        }
+        self.store.create_network(&NetworkRecord {
+            id: existing
+                .map(|n| n.id)
+                .unwrap_or_else(|| crate::store::random_hex(32)),
+            name: "bridge".into(),
+            driver: "bridge".into(),
+            subnet: subnet.to_string(),
+            gateway: gw.to_string(),
+            bridge: want_bridge,
+            created: String::new(),
+            labels: BTreeMap::new(),
+            internal: false,
+        })?;
+        Ok(())
+    }
+
+    /// Remove namespaces, veths and state files no running container owns;
+    /// re-bind the published ports of running containers.
+    fn clean_stale_network(&self) -> Result<(), EngineError> {
+        let mut keep_veths = Vec::new();
+        let mut keep_ns = Vec::new();
+        for rec in self.store.list_containers()? {
+            let Ok(v) = self.view_of(rec) else { continue };
+            let running = matches!(
+                v.state.status,
+                crate::runtime::Status::Running | crate::runtime::Status::Paused
+            );
+            match (running, self.net_state(&v.rec.id)) {
+                (true, Some(st)) => {
+                    keep_veths.extend(st.veths.iter().cloned());
+                    keep_ns.push(v.rec.id.clone());
+                    self.rebind_ports(&v, &st);
+                }
+                (false, Some(_)) => self.teardown_network(&v.rec.id),
+                _ => {}
+            }
+        }
+        let bridges: Vec<String> = self
+            .store
+            .networks()?
+            .into_iter()
+            .filter(|n| n.driver == "bridge")
+            .map(|n| n.bridge)
+            .collect();
+        for (name, master) in link::links_with_master() {
+            let ours = master.as_ref().is_some_and(|m| bridges.contains(m));
+            if ours && name.starts_with(VETH_PREFIX) && !keep_veths.contains(&name) {
+                tracing::info!(link = %name, "removing stale veth");
+                link::delete(&name)?;
+            }
+        }
+        let dir = self.data_root.join(NETNS_DIR);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !keep_ns.contains(&id) {
+                tracing::info!(path = %e.path().display(), "removing stale network namespace");
+                link::remove_netns(&e.path())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rebind_ports(&self, v: &ContainerView, st: &NetState) {
+        let Some(ip) = st.target_ip else { return };
+        let mut fwds = Vec::new();
+        for p in &st.ports {
+            match self.bind_port(p, ip) {
+                Ok(f) => fwds.push(f),
+                Err(e) => {
+                    tracing::error!(container_id = %v.rec.id, error = %e, "cannot publish port again")
+                }
+            }
+        }
+        lock(&self.forwards).insert(v.rec.id.clone(), fwds);
+    }
+
+    pub(super) fn bind_port(
+        &self,
+        p: &PublishedPort,
+        target: Ipv4Addr,
+    ) -> Result<Forward, NetError> {
+        let ip: IpAddr = p
+            .host_ip
+            .parse()
+            .map_err(|_| NetError::Invalid(format!("invalid IP address: {}", p.host_ip)))?;
+        proxy::start(
+            p.proto,
+            SocketAddr::new(ip, p.host_port),
+            SocketAddr::new(IpAddr::V4(target), p.container_port),
+        )
+    }
+
+    /// At clean daemon shutdown: close the proxies; with no container
+    /// running, remove the bridges and the firewall table too (they are
+    /// made again at start), so a stopped daemon leaves nothing behind.
+    pub fn shutdown_network(&self) {
+        lock(&self.forwards).clear();
+        let any_running = self
+            .store
+            .list_containers()
+            .unwrap_or_default()
+            .iter()
+            .any(|r| self.net_state(&r.id).is_some());
+        if any_running {
+            return;
+        }
+        for n in self.store.networks().unwrap_or_default() {
+            if n.driver == "bridge" {
+                if let Err(e) = link::delete(&n.bridge) {
+                    tracing::error!(error = %e, "cannot remove bridge");
+                }
+            }
+        }
+        if let Err(e) = firewall::remove(&firewall::table_name(&self.net_opts.bridge)) {
+            tracing::error!(error = %e, "cannot remove the firewall table");
+        }
+    }
+}
