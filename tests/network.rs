@@ -419,6 +419,8 @@ fn daemon_restart_keeps_networking() {
         .to_string();
     assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("HTTP/1."));
     d.kill9();
+    // The published port keeps answering while the daemon is down.
+    assert!(http_get(&format!("127.0.0.1:{port}")).starts_with("HTTP/1."));
     // While the daemon is down, one container vanishes behind its back.
     let dir = d.root().join(format!("containers/{gone_id}"));
     let shim: i32 = std::fs::read_to_string(dir.join("shim.pid"))

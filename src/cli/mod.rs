@@ -119,6 +119,13 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Internal: the proxy of one published port (started by the daemon).
+    #[command(hide = true)]
+    Proxy {
+        /// Arguments passed through to the proxy.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `amber image ...`.
@@ -209,8 +216,10 @@ pub enum SystemCommand {
 /// Parse the command line, run the command and return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if let Command::Shim { args } = cli.command {
-        return crate::runtime::shim_main(args);
+    match cli.command {
+        Command::Shim { args } => return crate::runtime::shim_main(args),
+        Command::Proxy { args } => return crate::net::proxy_process::proxy_main(args),
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -253,6 +262,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             daemon::run(args, cli.host).await
         }
         Command::Shim { args } => Ok(crate::runtime::shim_main(args)),
+        Command::Proxy { args } => Ok(crate::net::proxy_process::proxy_main(args)),
         Command::Version(a) => version::run(&c?, a).await,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&c?, a).await,
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&c?, a).await,

@@ -105,8 +105,6 @@ pub struct Engine {
     net_opts: crate::net::NetOptions,
     /// Serialises network set-up and teardown.
     net_lock: Mutex<()>,
-    /// Port proxies of running containers.
-    forwards: Mutex<HashMap<String, Vec<crate::net::proxy::Forward>>>,
 }
 
 impl Engine {
@@ -125,7 +123,6 @@ impl Engine {
             mount_lock: Mutex::new(()),
             net_opts: opts.net.clone(),
             net_lock: Mutex::new(()),
-            forwards: Mutex::new(HashMap::new()),
         });
         engine.init_networks()?;
         engine.recover()?;

@@ -8,7 +8,7 @@
 //! written after set-up and removed by teardown; it is how a restarted
 //! daemon finds the ports to proxy again and what the clean-up compares with.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use sha2::Digest as _;
 use super::containers::ContainerView;
 use super::{lock, Engine, EngineError};
 use crate::net::proxy::Proto;
+use crate::net::proxy_process;
 use crate::net::{hosts, ipam, link, Ipv4Net, NetError};
 use crate::store::{EndpointRecord, NetworkRecord, StoreError};
 use crate::types::ports::{parse_port_key, PortBinding};
@@ -42,6 +43,9 @@ pub struct PublishedPort {
     pub host_ip: String,
     /// Host port bound.
     pub host_port: u16,
+    /// The `amber proxy` process serving it.
+    #[serde(default)]
+    pub pid: Option<i32>,
 }
 
 /// What a running container's network consists of.
@@ -330,8 +334,21 @@ impl Engine {
         target: Ipv4Addr,
         endpoint: &str,
     ) -> Result<Vec<PublishedPort>, EngineError> {
-        let mut out = Vec::new();
-        let mut fwds = Vec::new();
+        let mut out: Vec<PublishedPort> = Vec::new();
+        let published = self.publish_each(v, target, endpoint, &mut out);
+        if published.is_err() {
+            self.stop_proxies(&v.rec.id, &out);
+        }
+        published.map(|()| out)
+    }
+
+    fn publish_each(
+        &self,
+        v: &ContainerView,
+        target: Ipv4Addr,
+        endpoint: &str,
+        out: &mut Vec<PublishedPort>,
+    ) -> Result<(), EngineError> {
         for (key, b) in port_plan(v) {
             let (port, proto) = parse_port_key(&key).map_err(EngineError::InvalidArgument)?;
             let proto = match proto.as_str() {
@@ -355,33 +372,61 @@ impl Engine {
             let mut last_err = None;
             let mut bound = None;
             for hp in lo..=hi {
-                let p = PublishedPort {
+                let mut p = PublishedPort {
                     proto,
                     container_port: port,
                     host_ip: host_ip.clone(),
                     host_port: hp,
+                    pid: None,
                 };
-                match self.bind_port(&p, target) {
-                    Ok(f) => {
-                        bound = Some((p, f));
+                match self.spawn_proxy(&v.rec.id, &p, target) {
+                    Ok(proc_) => {
+                        p.pid = Some(proc_.pid);
+                        p.host_port = proc_.host_port;
+                        bound = Some(p);
                         break;
                     }
                     Err(e) => last_err = Some(e),
                 }
             }
-            let Some((mut p, f)) = bound else {
+            let Some(p) = bound else {
                 let e = last_err.map(|e| e.to_string()).unwrap_or_default();
                 return Err(EngineError::Net(NetError::Invalid(format!(
                     "driver failed programming external connectivity on endpoint {} ({}): {e}",
                     v.rec.name, endpoint
                 ))));
             };
-            p.host_port = f.host.port();
             out.push(p);
-            fwds.push(f);
         }
-        lock(&self.forwards).insert(v.rec.id.clone(), fwds);
-        Ok(out)
+        Ok(())
+    }
+
+    /// Start the proxy process of one published port.
+    pub(super) fn spawn_proxy(
+        &self,
+        id: &str,
+        p: &PublishedPort,
+        target: Ipv4Addr,
+    ) -> Result<proxy_process::ProxyProcess, NetError> {
+        let ip: IpAddr = p
+            .host_ip
+            .parse()
+            .map_err(|_| NetError::Invalid(format!("invalid IP address: {}", p.host_ip)))?;
+        proxy_process::spawn(
+            &super::shim_exe(),
+            &self.store.container_dir(id),
+            p.proto,
+            SocketAddr::new(ip, p.host_port),
+            SocketAddr::new(IpAddr::V4(target), p.container_port),
+        )
+    }
+
+    /// Stop the proxies of published ports (their ports are free after).
+    pub(super) fn stop_proxies(&self, id: &str, ports: &[PublishedPort]) {
+        let tag = self.store.container_dir(id);
+        for pid in ports.iter().filter_map(|p| p.pid) {
+            proxy_process::stop(pid, &tag);
+        }
     }
 
     /// Record the shim that owns the network (after a successful start).
@@ -417,8 +462,8 @@ impl Engine {
     }
 
     fn teardown_locked(&self, id: &str) {
-        lock(&self.forwards).remove(id);
         let st = self.net_state(id).unwrap_or_default();
+        self.stop_proxies(id, &st.ports);
         let mut veths = st.veths.clone();
         for ep in self.store.endpoints_of(id).unwrap_or_default() {
             veths.push(veth_name(id, &ep.network_id));

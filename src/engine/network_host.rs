@@ -5,13 +5,12 @@
 //! removed.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::containers::ContainerView;
-use super::network::{subnet_of, NetState, PublishedPort, NETNS_DIR, VETH_PREFIX};
-use super::{lock, Engine, EngineError};
-use crate::net::proxy::{self, Forward};
-use crate::net::{firewall, ipam, link, Ipv4Net, NetError};
+use super::network::{subnet_of, NetState, NETNS_DIR, VETH_PREFIX};
+use super::{Engine, EngineError};
+use crate::net::proxy_process;
+use crate::net::{firewall, ipam, link, Ipv4Net};
 use crate::store::NetworkRecord;
 
 impl Engine {
@@ -174,41 +173,39 @@ impl Engine {
         Ok(())
     }
 
+    /// Ports of a running container whose proxy is gone (killed, or the
+    /// host rebooted under a live container) get a new one.
     fn rebind_ports(&self, v: &ContainerView, st: &NetState) {
         let Some(ip) = st.target_ip else { return };
-        let mut fwds = Vec::new();
-        for p in &st.ports {
-            match self.bind_port(p, ip) {
-                Ok(f) => fwds.push(f),
+        let tag = self.store.container_dir(&v.rec.id);
+        let mut st = st.clone();
+        let mut changed = false;
+        for p in st.ports.iter_mut() {
+            if p.pid.is_some_and(|pid| proxy_process::alive(pid, &tag)) {
+                continue;
+            }
+            match self.spawn_proxy(&v.rec.id, p, ip) {
+                Ok(proc_) => {
+                    p.pid = Some(proc_.pid);
+                    changed = true;
+                }
                 Err(e) => {
                     tracing::error!(container_id = %v.rec.id, error = %e, "cannot publish port again")
                 }
             }
         }
-        lock(&self.forwards).insert(v.rec.id.clone(), fwds);
+        if changed {
+            if let Err(e) = self.save_net_state(&v.rec.id, &st) {
+                tracing::error!(container_id = %v.rec.id, error = %e, "cannot record network state");
+            }
+        }
     }
 
-    pub(super) fn bind_port(
-        &self,
-        p: &PublishedPort,
-        target: Ipv4Addr,
-    ) -> Result<Forward, NetError> {
-        let ip: IpAddr = p
-            .host_ip
-            .parse()
-            .map_err(|_| NetError::Invalid(format!("invalid IP address: {}", p.host_ip)))?;
-        proxy::start(
-            p.proto,
-            SocketAddr::new(ip, p.host_port),
-            SocketAddr::new(IpAddr::V4(target), p.container_port),
-        )
-    }
-
-    /// At clean daemon shutdown: close the proxies; with no container
-    /// running, remove the bridges and the firewall table too (they are
-    /// made again at start), so a stopped daemon leaves nothing behind.
+    /// At clean daemon shutdown with no container running, remove the
+    /// bridges and the firewall table (they are made again at start), so a
+    /// stopped daemon leaves nothing behind. Running containers keep their
+    /// network, published ports included (their proxies are processes).
     pub fn shutdown_network(&self) {
-        lock(&self.forwards).clear();
         let any_running = self
             .store
             .list_containers()

@@ -14,6 +14,7 @@ pub mod ipam;
 pub mod ipnet;
 pub mod link;
 pub mod proxy;
+pub mod proxy_process;
 
 use std::path::{Path, PathBuf};
 

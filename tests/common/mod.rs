@@ -298,7 +298,7 @@ impl Daemon {
             .unwrap()
     }
 
-    /// Shims of containers of this data root still alive.
+    /// Shims and port proxies of containers of this data root still alive.
     pub fn live_shims(&self) -> Vec<i32> {
         let root = self.root().display().to_string();
         let mut out = Vec::new();
@@ -308,7 +308,7 @@ impl Daemon {
             };
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(" shim ") && cmd.contains(&root) {
+            if (cmd.contains(" shim ") || cmd.contains(" proxy ")) && cmd.contains(&root) {
                 out.push(pid);
             }
         }
