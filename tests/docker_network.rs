@@ -249,3 +249,30 @@ fn docker_network_commands() {
     let out = d.docker(&["run", "--rm", "--network", "dnet", "busybox", "true"]);
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
+
+#[test]
+fn docker_python_sdk_network() {
+    let d = setup();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/sdk_network.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(d.host())
+        .arg("busybox")
+        .arg(free_port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker SDK script failed (pip install 'docker>=7,<8'):\n{}{}\n{}",
+        stdout(&out),
+        stderr(&out),
+        d.log()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    d.remove_all_containers();
+    let _ = d.amber(&["network", "prune", "-f"]);
+}

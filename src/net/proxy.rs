@@ -1,8 +1,9 @@
-//! The userland port proxy: a published port is a socket the daemon binds
-//! on the host (so `127.0.0.1:PORT` works, which kernel DNAT alone does not
-//! give without `route_localnet`), forwarding each TCP connection or UDP
-//! flow to the container's address. Plain threads: accept loops block, and
-//! each connection is two copies.
+//! The userland port proxy: bind a host address and port and forward each
+//! TCP connection or UDP flow to the container's address. It runs in the
+//! `amber proxy` process of each published port (`proxy_process`), so
+//! `127.0.0.1:PORT` works (kernel DNAT alone does not give that without
+//! `route_localnet`). Plain threads: accept loops block, and each
+//! connection is two copies.
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
