@@ -315,6 +315,36 @@ fn none_host_and_container_modes() {
     ]);
     assert_eq!(o.trim(), "ok");
 
+    // --add-host and --dns, in every mode.
+    for mode in ["bridge", "none", "host"] {
+        let o = d.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            mode,
+            "--add-host",
+            "db.internal:10.9.8.7",
+            "--add-host",
+            "gw:host-gateway",
+            "--dns",
+            "10.9.8.53",
+            "--dns-search",
+            "corp.test",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/resolv.conf",
+        ]);
+        assert!(o.contains("10.9.8.7\tdb.internal"), "{mode}: {o}");
+        assert!(o.contains("\tgw\n"), "{mode}: {o}");
+        assert!(
+            o.contains("nameserver 10.9.8.53") && o.contains("search corp.test"),
+            "{mode}: {o}"
+        );
+    }
+    let e = d.fails(&["run", "--add-host", "nocolon", "busybox", "true"]);
+    assert!(e.contains("bad format for add-host"), "{e}");
+
     let e = d.fails(&["run", "--network", "nosuchnet", "busybox", "true"]);
     assert!(e.contains("network nosuchnet not found"), "{e}");
 }

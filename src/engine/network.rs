@@ -156,17 +156,22 @@ impl Engine {
             v.spec.config.hostname.clone()
         };
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = crate::runtime::container_resolv_conf(&host_resolv);
+        let resolv = self.container_resolv(v, &crate::runtime::container_resolv_conf(&host_resolv));
+        let extra = self.extra_hosts(v)?;
         let mut st = NetState::default();
         match self.mode(v)? {
             Mode::None => {
-                hosts::write_in_place(&dir.join("hosts"), &hosts::render(None, &[]))?;
+                hosts::write_in_place(&dir.join("hosts"), &hosts::render(None, &extra))?;
                 hosts::write_in_place(&dir.join("resolv.conf"), &resolv)?;
             }
             Mode::Host => {
-                let h = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+                let mut h = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+                for e in &extra {
+                    h.push_str(&format!("{}\t{}\n", e.ip, e.names.join(" ")));
+                }
                 hosts::write_in_place(&dir.join("hosts"), &h)?;
-                hosts::write_in_place(&dir.join("resolv.conf"), &host_resolv)?;
+                let resolv = self.container_resolv(v, &host_resolv);
+                hosts::write_in_place(&dir.join("resolv.conf"), &resolv)?;
                 st.netns = Some(PathBuf::from(HOST_NETNS));
             }
             Mode::Container(other) => {
@@ -236,6 +241,16 @@ impl Engine {
                 self.store.resolve_container(&c)?;
             }
             Mode::Host | Mode::None => {}
+        }
+        for h in spec.host_config.extra_hosts.iter().flatten() {
+            hosts::parse_extra_host(h, "0.0.0.0").map_err(EngineError::InvalidArgument)?;
+        }
+        for d in spec.host_config.dns.iter().flatten() {
+            if d.parse::<IpAddr>().is_err() {
+                return Err(EngineError::InvalidArgument(format!(
+                    "{d} is not an ip address"
+                )));
+            }
         }
         check_port_bindings(spec)
     }

@@ -11,6 +11,37 @@ use crate::net::{hosts, Ipv4Net};
 use crate::store::{EndpointRecord, NetworkRecord};
 
 impl Engine {
+    /// `--add-host` entries, `host-gateway` being the default bridge's address.
+    pub(super) fn extra_hosts(
+        &self,
+        v: &ContainerView,
+    ) -> Result<Vec<hosts::HostEntry>, EngineError> {
+        let gateway = self
+            .store
+            .resolve_network("bridge")
+            .map(|n| n.gateway)
+            .unwrap_or_default();
+        v.spec
+            .host_config
+            .extra_hosts
+            .iter()
+            .flatten()
+            .map(|h| hosts::parse_extra_host(h, &gateway).map_err(EngineError::InvalidArgument))
+            .collect()
+    }
+
+    /// resolv.conf from `base` with `--dns`, `--dns-search`, `--dns-option`.
+    pub(super) fn container_resolv(&self, v: &ContainerView, base: &str) -> String {
+        let h = &v.spec.host_config;
+        let or_empty = |x: &Option<Vec<String>>| x.clone().unwrap_or_default();
+        hosts::resolv_conf(
+            base,
+            &or_empty(&h.dns),
+            &or_empty(&h.dns_search),
+            &or_empty(&h.dns_options),
+        )
+    }
+
     /// Rewrite `/etc/hosts` of the running members of every user network
     /// `id` is on, so they resolve each other by name and alias.
     pub(super) fn refresh_peer_hosts(&self, id: &str) {
@@ -52,7 +83,7 @@ impl Engine {
             ip: ip.to_string(),
             names: vec![hostname],
         };
-        let mut peers = Vec::new();
+        let mut peers = self.extra_hosts(&v)?;
         for ep in self.store.endpoints_of(id)? {
             let n = self.store.resolve_network(&ep.network_id)?;
             // The default bridge has no name resolution (as Docker's).

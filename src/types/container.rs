@@ -86,6 +86,14 @@ pub struct HostConfig {
     pub tmpfs: Option<BTreeMap<String, String>>,
     /// Containers whose volumes to mount too (`NAME[:ro|rw]`).
     pub volumes_from: Option<Vec<String>>,
+    /// Extra `/etc/hosts` lines (`name:ip`, `name:host-gateway`).
+    pub extra_hosts: Option<Vec<String>>,
+    /// Nameservers for `/etc/resolv.conf`.
+    pub dns: Option<Vec<String>>,
+    /// Search domains for `/etc/resolv.conf`.
+    pub dns_search: Option<Vec<String>>,
+    /// Resolver options for `/etc/resolv.conf`.
+    pub dns_options: Option<Vec<String>>,
     /// Everything else the client sent.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,

@@ -108,6 +108,18 @@ pub struct CreateOpts {
     /// Mount volumes from the specified container(s) (NAME[:ro|rw]).
     #[arg(long)]
     pub volumes_from: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip, or host:host-gateway).
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -181,6 +193,10 @@ impl CreateOpts {
                     .collect()
             }),
             volumes_from: non_empty(&self.volumes_from),
+            extra_hosts: non_empty(&self.add_host),
+            dns: non_empty(&self.dns),
+            dns_search: non_empty(&self.dns_search),
+            dns_options: non_empty(&self.dns_option),
             auto_remove: self.rm,
             privileged: self.privileged,
             cap_add: non_empty(&self.cap_add),
