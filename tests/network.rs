@@ -407,6 +407,42 @@ fn user_network_name_resolution() {
     let e = d.fails(&["network", "rm", "backend"]);
     assert!(e.contains("has active endpoints"), "{e}");
 
+    // --ip: a fixed address on a user network, refused when taken or on the default bridge.
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "fixed",
+        "--network",
+        "backend",
+        "--ip",
+        "10.213.7.50",
+        "busybox",
+        "sleep",
+        "600",
+    ]);
+    let ip = d.ok(&[
+        "inspect",
+        "--format",
+        "{{.NetworkSettings.Networks.backend.IPAddress}}",
+        "fixed",
+    ]);
+    assert_eq!(ip.trim(), "10.213.7.50");
+    let e = d.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "backend",
+        "--ip",
+        "10.213.7.50",
+        "busybox",
+        "true",
+    ]);
+    assert!(e.contains("Address already in use"), "{e}");
+    let e = d.fails(&["run", "--rm", "--ip", "172.17.0.99", "busybox", "true"]);
+    assert!(e.contains("user defined networks only"), "{e}");
+    d.ok(&["rm", "-f", "fixed"]);
+
     // connect / disconnect a running container on the default bridge.
     d.ok(&["run", "-d", "--name", "app", "busybox", "sleep", "600"]);
     d.ok(&["network", "connect", "backend", "app"]);

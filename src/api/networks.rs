@@ -131,7 +131,21 @@ pub async fn connect(
         .and_then(|c| c.get("Aliases"))
         .and_then(|a| serde_json::from_value(a.clone()).ok())
         .unwrap_or_default();
-    blocking(move || e.connect_network(&id, &req.container, &aliases)).await?;
+    let ip = match req
+        .endpoint_config
+        .as_ref()
+        .and_then(|c| c.get("IPAMConfig"))
+        .and_then(|c| c.get("IPv4Address"))
+        .and_then(Value::as_str)
+        .filter(|a| !a.is_empty())
+    {
+        Some(a) => Some(
+            a.parse()
+                .map_err(|_| ApiError::bad_request(format!("invalid IPv4 address: {a}")))?,
+        ),
+        None => None,
+    };
+    blocking(move || e.connect_network(&id, &req.container, &aliases, ip)).await?;
     Ok(StatusCode::OK.into_response())
 }
 

@@ -233,8 +233,16 @@ impl Engine {
                         "network {n} not found"
                     )))
                 }
-                other => {
-                    other?;
+                Err(e) => return Err(e.into()),
+                Ok(n) => {
+                    let cfg = spec.networking_config.as_ref();
+                    let asked = requested_ip(cfg, &name)?.or(requested_ip(cfg, &n.name)?);
+                    if asked.is_some() && n.name == "bridge" {
+                        return Err(EngineError::InvalidArgument(
+                            "user specified IP address is supported on user defined networks only"
+                                .into(),
+                        ));
+                    }
                 }
             },
             Mode::Container(c) => {
@@ -282,7 +290,7 @@ impl Engine {
         };
         let net = self.store.resolve_network(&primary)?;
         let aliases = endpoint_aliases(v, &net.name);
-        self.lease_on(&net, id, &aliases)?;
+        self.lease_on(&net, id, &aliases, endpoint_ip(v, &net.name)?)?;
         let ns = self.netns_path(id);
         link::create_netns(&ns)?;
         st.netns = Some(ns.clone());
@@ -299,17 +307,22 @@ impl Engine {
         primary_ip.ok_or_else(|| EngineError::InvalidArgument("no network address".into()))
     }
 
+    /// Lease an address on `net`: `ip` if asked (`--ip`), else the next free one.
     pub(super) fn lease_on(
         &self,
         net: &NetworkRecord,
         id: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<EndpointRecord, EngineError> {
         let (subnet, gw) = subnet_of(net)?;
         Ok(self.store.add_endpoint(&net.id, id, aliases, |used| {
-            ipam::next_address(&subnet, gw, used)
-                .map(|(ip, mac)| (ip.to_string(), mac))
-                .map_err(|e| StoreError::Invalid(e.to_string()))
+            match ip {
+                Some(ip) => ipam::requested_address(&subnet, gw, used, ip),
+                None => ipam::next_address(&subnet, gw, used),
+            }
+            .map(|(ip, mac)| (ip.to_string(), mac))
+            .map_err(|e| StoreError::Invalid(e.to_string()))
         })?)
     }
 
@@ -537,6 +550,31 @@ fn check_port_bindings(spec: &super::spec::ContainerSpec) -> Result<(), EngineEr
         }
     }
     Ok(())
+}
+
+/// The address asked for in `NetworkingConfig.EndpointsConfig[net].IPAMConfig`.
+pub(super) fn endpoint_ip(v: &ContainerView, net: &str) -> Result<Option<Ipv4Addr>, EngineError> {
+    requested_ip(v.spec.networking_config.as_ref(), net)
+}
+
+fn requested_ip(
+    cfg: Option<&serde_json::Value>,
+    net: &str,
+) -> Result<Option<Ipv4Addr>, EngineError> {
+    let ip = cfg
+        .and_then(|n| n.get("EndpointsConfig"))
+        .and_then(|e| e.get(net))
+        .and_then(|e| e.get("IPAMConfig"))
+        .and_then(|c| c.get("IPv4Address"))
+        .and_then(|a| a.as_str())
+        .filter(|a| !a.is_empty());
+    match ip {
+        None => Ok(None),
+        Some(a) => a
+            .parse()
+            .map(Some)
+            .map_err(|_| EngineError::InvalidArgument(format!("invalid IPv4 address: {a}"))),
+    }
 }
 
 /// Aliases asked for in `NetworkingConfig.EndpointsConfig[net].Aliases`.

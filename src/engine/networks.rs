@@ -245,6 +245,7 @@ impl Engine {
         network: &str,
         container: &str,
         aliases: &[String],
+        ip: Option<Ipv4Addr>,
     ) -> Result<(), EngineError> {
         let n = self.store.resolve_network(network)?;
         let v = self.container_view(container)?;
@@ -267,7 +268,7 @@ impl Engine {
         }
         let mut aliases = aliases.to_vec();
         aliases.extend(endpoint_aliases(&v, &n.name));
-        let ep = self.lease_on(&n, &v.rec.id, &aliases)?;
+        let ep = self.lease_on(&n, &v.rec.id, &aliases, ip)?;
         let _g = lock(&self.net_lock);
         if let Some(mut st) = self.net_state(&v.rec.id) {
             if let Some(ns) = st.netns.clone().filter(|_| st.owned_netns) {

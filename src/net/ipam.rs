@@ -71,6 +71,24 @@ pub fn next_address(
     Ok((ip, mac_for(ip)))
 }
 
+/// A requested address (`--ip`), if it is a free host address of `subnet`.
+pub fn requested_address(
+    subnet: &Ipv4Net,
+    gateway: Ipv4Addr,
+    used: &[String],
+    ip: Ipv4Addr,
+) -> Result<(Ipv4Addr, String), NetError> {
+    if !subnet.contains(ip) || ip == subnet.network() || ip == subnet.broadcast() {
+        return Err(NetError::Invalid(format!(
+            "Invalid address {ip}: It does not belong to any of this network's subnets"
+        )));
+    }
+    if ip == gateway || used.iter().any(|u| u.parse() == Ok(ip)) {
+        return Err(NetError::Invalid(format!("Address already in use: {ip}")));
+    }
+    Ok((ip, mac_for(ip)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +111,10 @@ mod tests {
         let (ip, mac) = next_address(&s, gw, &["10.7.0.2".into()]).unwrap();
         assert_eq!(ip, Ipv4Addr::new(10, 7, 0, 3));
         assert_eq!(mac, "02:42:0a:07:00:03");
+        let ask = |ip: [u8; 4]| requested_address(&s, gw, &["10.7.0.2".into()], Ipv4Addr::from(ip));
+        assert_eq!(ask([10, 7, 0, 9]).unwrap().0, Ipv4Addr::new(10, 7, 0, 9));
+        for bad in [[10, 7, 0, 2], [10, 7, 0, 1], [10, 8, 0, 9], [10, 7, 0, 255]] {
+            assert!(ask(bad).is_err(), "{bad:?}");
+        }
     }
 }

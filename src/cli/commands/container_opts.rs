@@ -87,6 +87,9 @@ pub struct CreateOpts {
     /// Add a network-scoped alias for the container.
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
+    /// IPv4 address on the (user-defined) network.
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto]).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
@@ -284,11 +287,15 @@ impl CreateOpts {
 
     /// Aliases on the `--network` network.
     fn networking_config(&self) -> Option<serde_json::Value> {
-        let net = self.network.as_deref()?;
-        if self.network_alias.is_empty() {
+        if self.network_alias.is_empty() && self.ip.is_none() {
             return None;
         }
-        Some(serde_json::json!({"EndpointsConfig": {net: {"Aliases": self.network_alias}}}))
+        let net = self.network.as_deref().unwrap_or("bridge");
+        let mut ep = serde_json::json!({"Aliases": self.network_alias});
+        if let Some(ip) = &self.ip {
+            ep["IPAMConfig"] = serde_json::json!({"IPv4Address": ip});
+        }
+        Some(serde_json::json!({"EndpointsConfig": {net: ep}}))
     }
 
     fn config(&self, detach: bool) -> anyhow::Result<ContainerConfig> {

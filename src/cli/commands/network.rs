@@ -98,6 +98,9 @@ pub struct ConnectArgs {
     /// Add a network-scoped alias for the container.
     #[arg(long)]
     pub alias: Vec<String>,
+    /// IPv4 address.
+    #[arg(long)]
+    pub ip: Option<String>,
     /// The network.
     pub network: String,
     /// The container.
@@ -125,7 +128,11 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Rm(a) => rm(c, a).await,
         Command::Prune(a) => prune(c, a).await,
         Command::Connect(a) => {
-            let body = json!({"Container": a.container, "EndpointConfig": {"Aliases": a.alias}});
+            let mut ep = json!({"Aliases": a.alias});
+            if let Some(ip) = &a.ip {
+                ep["IPAMConfig"] = json!({"IPv4Address": ip});
+            }
+            let body = json!({"Container": a.container, "EndpointConfig": ep});
             let path = format!("/networks/{}/connect", enc_path(&a.network));
             read_all(c.post_json(&path, &body).await?).await?;
             Ok(0)
