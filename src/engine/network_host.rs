@@ -72,7 +72,11 @@ impl Engine {
             }
         }
         drop(_guard);
-        self.apply_firewall()?;
+        // Without the table containers still run and talk to each other and
+        // to published ports; only outbound masquerading is missing.
+        if let Err(e) = self.apply_firewall() {
+            tracing::error!(error = %e, "cannot install the firewall table (outbound masquerading)");
+        }
         self.clean_stale_network()?;
         Ok(())
     }
