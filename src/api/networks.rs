@@ -13,12 +13,14 @@ use super::query::Query;
 use super::{ApiError, AppState};
 use crate::engine::{parse_filter_map, NetworkCreateOptions};
 
+/// Run engine work on the blocking pool.
 pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::engine::EngineError> + Send + 'static,
 ) -> Result<T, ApiError> {
     Ok(tokio::task::spawn_blocking(f).await??)
 }
 
+/// The `filters` query parameter (either of Docker's JSON forms).
 pub(super) fn filters(uri: &Uri) -> Result<BTreeMap<String, Vec<String>>, ApiError> {
     match Query::of(uri).get("filters").filter(|f| !f.is_empty()) {
         Some(f) => Ok(parse_filter_map(f)?),
@@ -26,6 +28,7 @@ pub(super) fn filters(uri: &Uri) -> Result<BTreeMap<String, Vec<String>>, ApiErr
     }
 }
 
+/// A JSON body; an empty one is the default value.
 pub(super) fn body<T: for<'de> Deserialize<'de> + Default>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
         return Ok(T::default());

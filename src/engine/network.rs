@@ -97,6 +97,7 @@ pub(super) fn veth_name(container_id: &str, network_id: &str) -> String {
     format!("{VETH_PREFIX}{}", &hex::encode(h)[..11])
 }
 
+/// A network row's subnet and gateway, parsed.
 pub(super) fn subnet_of(n: &NetworkRecord) -> Result<(Ipv4Net, Ipv4Addr), EngineError> {
     let bad = || {
         EngineError::Store(StoreError::Corrupt(format!(
