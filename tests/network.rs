@@ -549,6 +549,26 @@ fn nothing_left_behind() {
     // No lease survives its container.
     let v: Value = serde_json::from_str(&d.ok(&["network", "inspect", "bridge"])).unwrap();
     assert_eq!(v[0]["Containers"], serde_json::json!({}));
+    let db = rusqlite::Connection::open(d.root().join("amber.db")).unwrap();
+    let leases: i64 = db
+        .query_row("SELECT count(*) FROM endpoints", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leases, 0);
+    drop(db);
+    // The bridge holds only its gateway address.
+    let addrs = stdout(
+        &std::process::Command::new("ip")
+            .args(["-o", "addr", "show", "dev", &d.bridge])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(
+        addrs.lines().filter(|l| l.contains(" inet ")).count(),
+        1,
+        "{addrs}"
+    );
+    // No proxy process is left.
+    assert!(d.live_shims().is_empty());
     assert!(amber::runtime::host_mounts_under(&d.root()).is_empty());
     // A clean stop with nothing running removes the bridge and the rules.
     drop(_c);
