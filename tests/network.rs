@@ -502,8 +502,36 @@ fn daemon_restart_keeps_networking() {
         // SAFETY: killing processes of a container this test created.
         unsafe { libc::kill(pid, libc::SIGKILL) };
     }
+    // And a proxy whose record was never written (a crash in between).
+    let mut stale = std::process::Command::new(common::amber_bin())
+        .args([
+            "proxy",
+            "--proto",
+            "tcp",
+            "--host",
+            "127.0.0.1:0",
+            "--target",
+            "127.0.0.1:9",
+        ])
+        .arg("--tag")
+        .arg(d.root().join("containers").join("0".repeat(64)))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(stale.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("ok "), "{line}");
     std::thread::sleep(Duration::from_millis(300));
     d.spawn();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stale.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "stale proxy still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let answer = http_get(&format!("127.0.0.1:{port}"));
     assert!(answer.starts_with("HTTP/1."), "{answer}\n{}", d.log());
     let ip = d

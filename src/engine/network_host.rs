@@ -166,6 +166,19 @@ impl Engine {
                 link::delete(&name)?;
             }
         }
+        // Proxies no running container lists (a crash between a proxy's
+        // start and its record).
+        let keep_pids: Vec<i32> = keep_ns
+            .iter()
+            .filter_map(|id| self.net_state(id))
+            .flat_map(|st| st.ports.into_iter().filter_map(|p| p.pid))
+            .collect();
+        for (pid, tag) in proxy_process::find_under(&self.data_root.join("containers")) {
+            if !keep_pids.contains(&pid) {
+                tracing::info!(pid, "stopping stale port proxy");
+                proxy_process::stop(pid, &tag);
+            }
+        }
         let dir = self.data_root.join(NETNS_DIR);
         for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let id = e.file_name().to_string_lossy().into_owned();

@@ -81,6 +81,32 @@ pub fn alive(pid: i32, tag: &Path) -> bool {
     args.contains(&&b"proxy"[..]) && args.contains(&tag.as_os_str().as_encoded_bytes())
 }
 
+/// Every running proxy whose tag lies under `dir`: `(pid, tag)`.
+pub fn find_under(dir: &Path) -> Vec<(i32, std::path::PathBuf)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        if args.get(1) != Some(&&b"proxy"[..]) {
+            continue;
+        }
+        let tag = args
+            .iter()
+            .position(|a| *a == b"--tag")
+            .and_then(|i| args.get(i + 1))
+            .map(|t| std::path::PathBuf::from(String::from_utf8_lossy(t).into_owned()));
+        if let Some(tag) = tag.filter(|t| t.starts_with(dir)) {
+            out.push((pid, tag));
+        }
+    }
+    out
+}
+
 /// Stop the proxy (SIGTERM, then SIGKILL after a grace period) and wait
 /// until it is gone, so its port is free when this returns.
 pub fn stop(pid: i32, tag: &Path) {
