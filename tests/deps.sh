@@ -17,6 +17,11 @@ command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"
 # The reference registry (distribution) and htpasswd, for the registry client tests.
 command -v docker-registry >/dev/null 2>&1 || need_apt="$need_apt docker-registry"
 command -v htpasswd >/dev/null 2>&1 || need_apt="$need_apt apache2-utils"
+# Container networking: bridges and veths (ip), the NAT table (nft), and
+# network namespaces kept by bind mounts (unshare, nsenter).
+command -v ip >/dev/null 2>&1 || need_apt="$need_apt iproute2"
+command -v nft >/dev/null 2>&1 || need_apt="$need_apt nftables"
+command -v nsenter >/dev/null 2>&1 || need_apt="$need_apt util-linux"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then

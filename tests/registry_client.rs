@@ -311,7 +311,7 @@ fn a_mirror_from_daemon_json_serves_hub_pulls() {
         format!("{{\"registry-mirrors\": [\"http://{}\"]}}", mirror.host()),
     )
     .unwrap();
-    let d = Daemon::start_with(&["--config-file", cfg.to_str().unwrap()]);
+    let d = Daemon::start_with_args(&["--config-file", cfg.to_str().unwrap()]);
     let out = d.ok(&["pull", "busybox"]);
     assert!(
         out.contains("Downloaded newer image for busybox:latest"),

@@ -147,8 +147,9 @@ pub async fn remove(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let force = Query::of(&uri).flag("force");
-    blocking(move || e.remove_container(&id, force)).await?;
+    let q = Query::of(&uri);
+    let (force, volumes) = (q.flag("force"), q.flag("v"));
+    blocking(move || e.remove_container_and_volumes(&id, force, volumes)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

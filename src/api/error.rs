@@ -55,7 +55,10 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         let status = match &e {
-            StoreError::NoSuchImage(_) | StoreError::NoSuchContainer(_) => StatusCode::NOT_FOUND,
+            StoreError::NoSuchImage(_)
+            | StoreError::NoSuchContainer(_)
+            | StoreError::NoSuchNetwork(_)
+            | StoreError::NoSuchVolume(_) => StatusCode::NOT_FOUND,
             StoreError::Conflict(_) => StatusCode::CONFLICT,
             StoreError::Archive(crate::archive::ArchiveError::NotFound { .. }) => {
                 StatusCode::NOT_FOUND
@@ -94,6 +97,9 @@ impl From<EngineError> for ApiError {
                     R::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 ApiError::new(status, r.to_string())
+            }
+            EngineError::Net(n) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&n))
             }
         }
     }

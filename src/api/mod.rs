@@ -7,12 +7,14 @@ mod error;
 mod exec;
 mod files;
 mod images;
+mod networks;
 mod query;
 mod registry;
 pub mod server;
 mod stream;
 mod system;
 mod version;
+mod volumes;
 
 pub use error::{error_chain, ApiError};
 
@@ -75,6 +77,22 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),
+        )
+        .route("/networks", get(networks::list))
+        .route("/networks/create", post(networks::create))
+        .route("/networks/prune", post(networks::prune))
+        .route(
+            "/networks/{id}",
+            get(networks::inspect).delete(networks::remove),
+        )
+        .route("/networks/{id}/connect", post(networks::connect))
+        .route("/networks/{id}/disconnect", post(networks::disconnect))
+        .route("/volumes", get(volumes::list))
+        .route("/volumes/create", post(volumes::create))
+        .route("/volumes/prune", post(volumes::prune))
+        .route(
+            "/volumes/{name}",
+            get(volumes::inspect).delete(volumes::remove),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))

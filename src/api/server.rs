@@ -32,10 +32,9 @@ pub struct DaemonOptions {
     pub cgroup_parent: String,
     /// The daemon.json to read.
     pub config_file: PathBuf,
+    /// The default bridge network.
+    pub net: crate::net::NetOptions,
 }
-
-/// Where the daemon's configuration file is by default.
-pub const DEFAULT_CONFIG_FILE: &str = "/etc/amber/daemon.json";
 
 /// Parse `unix:///path` (or a bare absolute path) into a socket path.
 pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
@@ -71,6 +70,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         data_root: opts.data_root.clone(),
         cgroup_parent: opts.cgroup_parent.clone(),
         registry,
+        net: opts.net.clone(),
     };
     let opened = tokio::task::spawn_blocking(move || Engine::open(&engine_opts)).await?;
     let engine = match opened {
@@ -117,6 +117,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         Err(_) => tracing::info!("open connections remain after the grace period; exiting anyway"),
     }
     remove_paths(&socket_paths);
+    let _ = tokio::task::spawn_blocking(move || engine.shutdown_network()).await;
     Ok(())
 }
 

@@ -76,6 +76,8 @@ pub enum Command {
     Wait(wait::Args),
     /// Remove one or more containers.
     Rm(rm::Args),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::Args),
     /// Rename a container.
     Rename(rename::Args),
     /// Attach to a running container.
@@ -120,10 +122,23 @@ pub enum Command {
     /// Manage the engine.
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::Command),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::Command),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
         /// Arguments passed through to the runtime's shim.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Internal: the proxy of one published port (started by the daemon).
+    #[command(hide = true)]
+    Proxy {
+        /// Arguments passed through to the proxy.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -209,6 +224,8 @@ pub enum ContainerCommand {
     Wait(wait::Args),
     /// Remove all stopped containers.
     Prune(prune::Args),
+    /// List port mappings or a specific mapping for the container.
+    Port(port::Args),
 }
 
 /// `amber system ...`.
@@ -223,8 +240,10 @@ pub enum SystemCommand {
 /// Parse the command line, run the command and return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if let Command::Shim { args } = cli.command {
-        return crate::runtime::shim_main(args);
+    match cli.command {
+        Command::Shim { args } => return crate::runtime::shim_main(args),
+        Command::Proxy { args } => return crate::net::proxy_process::proxy_main(args),
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -267,6 +286,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             daemon::run(args, cli.host).await
         }
         Command::Shim { args } => Ok(crate::runtime::shim_main(args)),
+        Command::Proxy { args } => Ok(crate::net::proxy_process::proxy_main(args)),
         Command::Version(a) => version::run(&c?, a).await,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&c?, a).await,
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&c?, a).await,
@@ -289,6 +309,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Search(a) => search::run(&c?, a).await,
         Command::System(SystemCommand::Check(a)) => system::check(&c?, a).await,
         Command::Container(cmd) => container(&c?, cmd).await,
+        Command::Network(cmd) => network::run(&c?, cmd).await,
+        Command::Volume(cmd) => volume::run(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
     }
 }
@@ -309,6 +331,7 @@ fn top_level(cmd: Command) -> anyhow::Result<ContainerCommand> {
         Command::Wait(a) => C::Wait(a),
         Command::Rm(a) => C::Rm(a),
         Command::Rename(a) => C::Rename(a),
+        Command::Port(a) => C::Port(a),
         Command::Attach(a) => C::Attach(a),
         Command::Exec(a) => C::Exec(a),
         Command::Logs(a) => C::Logs(a),
@@ -351,6 +374,7 @@ async fn container(c: &Client, cmd: ContainerCommand) -> anyhow::Result<i32> {
         C::Unpause(a) => pause::unpause(c, a).await,
         C::Wait(a) => wait::run(c, a).await,
         C::Prune(a) => prune::run(c, a).await,
+        C::Port(a) => port::run(c, a).await,
     }
 }
 

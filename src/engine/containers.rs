@@ -69,7 +69,24 @@ impl Engine {
         let image_ref = req.config.image.clone();
         let image_id = self.store.resolve_image(&image_ref)?;
         let image_cfg = self.image_container_config(&image_id)?;
-        let spec = spec::merge(req, &image_cfg, &image_ref)?;
+        let mut spec = spec::merge(req, &image_cfg, &image_ref)?;
+        self.check_network(&spec)?;
+        spec.mounts = self.plan_mounts(&spec)?;
+        let new_volumes = self.create_volumes(&mut spec.mounts)?;
+        let created = self.create_record(name, &spec, &image_id, &image_ref);
+        if created.is_err() {
+            self.remove_volumes_quietly(&new_volumes);
+        }
+        created
+    }
+
+    fn create_record(
+        &self,
+        name: Option<&str>,
+        spec: &ContainerSpec,
+        image_id: &crate::types::Digest,
+        image_ref: &str,
+    ) -> Result<CreateResponse, EngineError> {
         let spec_json = serde_json::to_string(&spec)
             .map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
         let id = crate::store::random_hex(32);
@@ -82,8 +99,8 @@ impl Engine {
             let new = NewContainer {
                 id: &id,
                 name: &n,
-                image_id: &image_id,
-                image_ref: &image_ref,
+                image_id,
+                image_ref,
                 spec: &spec_json,
             };
             match self.store.create_container(&new) {
@@ -188,15 +205,9 @@ impl Engine {
                 "WorkDir": dir.join("work"),
                 "MergedDir": dir.join("rootfs"),
             }},
-            "Mounts": [],
+            "Mounts": self.mounts_json(&v),
             "Config": config,
-            "NetworkSettings": {
-                "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
-                "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-                "EndpointID": "", "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-                "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-                "Networks": {},
-            },
+            "NetworkSettings": self.network_settings(&v),
         }))
     }
 
@@ -230,13 +241,13 @@ impl Engine {
             "ImageID": v.rec.image_id.to_string(),
             "Command": shell_join(&v.spec.argv()),
             "Created": created,
-            "Ports": [],
+            "Ports": self.summary_ports(&v.rec.id),
             "Labels": v.spec.config.labels.clone().unwrap_or_default(),
             "State": v.status(),
             "Status": status_text(&v.state),
             "HostConfig": {"NetworkMode": v.spec.host_config.network_mode},
-            "NetworkSettings": {"Networks": {}},
-            "Mounts": [],
+            "NetworkSettings": {"Networks": self.network_settings(v)["Networks"]},
+            "Mounts": self.mounts_json(v),
         });
         if size {
             row["SizeRw"] = json!(dir_size(&self.store.container_dir(&v.rec.id).join("upper")));
@@ -258,7 +269,10 @@ impl Engine {
             )));
         }
         let rec = self.store.resolve_container(name)?;
-        Ok(self.store.rename_container(&rec.id, new_name)?)
+        self.store.rename_container(&rec.id, new_name)?;
+        // Peers on user networks know it by name.
+        self.refresh_peer_hosts(&rec.id);
+        Ok(())
     }
 
     /// `DELETE /containers/{id}?force=`.
@@ -284,10 +298,21 @@ impl Engine {
             .map(|r| r.restart_count)
             .unwrap_or(0);
         let _ = self.store.set_container_restart(id, count, true);
+        // `--rm` takes the container's anonymous volumes with it (Docker's rule).
+        let anon = match self.store.container(id).map(|r| self.view_of(r)) {
+            Ok(Ok(v)) if v.spec.host_config.auto_remove => self.anonymous_volumes_of(&v),
+            _ => Vec::new(),
+        };
         if dir.join("config.json").exists() {
             runtime::delete(&dir, force)?;
         }
+        self.teardown_network(id);
+        let networks = self.store.endpoints_of(id).unwrap_or_default();
         self.store.remove_container(id)?;
+        for ep in networks {
+            self.refresh_network_hosts(&ep.network_id);
+        }
+        self.remove_unused_volumes(&anon);
         self.notify_removed(id);
         tracing::info!(container_id = %id, "container removed");
         Ok(())

@@ -99,8 +99,17 @@ impl Engine {
 
     fn launch(self: &Arc<Self>, v: &ContainerView) -> Result<(), EngineError> {
         let hold = lock(&self.pending_attach).remove(&v.rec.id);
-        let opts = self.create_options(v, hold)?;
-        let started = runtime::start(&opts)?;
+        let mut opts = self.create_options(v, hold)?;
+        opts.mounts = self.mount_configs(v)?;
+        opts.netns = self.setup_network(v)?;
+        let started = match runtime::start(&opts) {
+            Ok(s) => s,
+            Err(e) => {
+                self.teardown_network(&v.rec.id);
+                return Err(e.into());
+            }
+        };
+        self.network_started(&v.rec.id, started.shim_pid);
         tracing::info!(container_id = %v.rec.id, pid = started.pid, "container started");
         self.monitor(v.rec.id.clone(), started.shim_pid);
         Ok(())
@@ -176,6 +185,7 @@ impl Engine {
             },
             cgroup_parent: Some(self.cgroup_parent.clone()),
             netns: None,
+            mounts: Vec::new(),
             shim_exe: Some(super::shim_exe()),
             hold_output_until_attach: hold,
         })
@@ -212,6 +222,11 @@ impl Engine {
         if st.status != Status::Exited {
             let _ = runtime::kill(&dir, Signal::SIGKILL);
             runtime::wait(&dir, Duration::from_secs(30))?;
+        }
+        // Docker's stop returns with the network released; the monitor's
+        // own teardown then finds nothing left.
+        if let Some(shim) = v.state.shim_pid {
+            self.network_exited(&v.rec.id, shim);
         }
         Ok(())
     }
@@ -284,6 +299,7 @@ impl Engine {
             .name(format!("monitor-{}", &id[..12]))
             .spawn(move || {
                 wait_pid(shim_pid);
+                engine.network_exited(&id, shim_pid);
                 engine.on_exit(&id);
             });
         if let Err(e) = spawned {

@@ -46,7 +46,7 @@ impl ListOptions {
 
 /// Docker's filters JSON, in either form: `{"k": {"v": true}}` or the old
 /// `{"k": ["v"]}`.
-pub(super) fn parse_filter_map(json: &str) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
+pub fn parse_filter_map(json: &str) -> Result<BTreeMap<String, Vec<String>>, EngineError> {
     let bad = |why: String| EngineError::InvalidArgument(format!("invalid filters: {why}"));
     let v: BTreeMap<String, Value> = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
     let mut out = BTreeMap::new();

@@ -13,19 +13,26 @@ mod images;
 mod lifecycle;
 mod list;
 mod logs;
+mod mounts;
+mod network;
+mod network_host;
+mod network_view;
+mod networks;
 mod observe;
 mod registry;
 mod spec;
 mod system;
 mod transfer;
+mod volumes;
 
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
 pub use images::ImageFilters;
 pub use lifecycle::{ExitEvents, WaitCondition};
-pub use list::ListOptions;
+pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
+pub use networks::NetworkCreateOptions;
 pub use spec::ContainerSpec;
 pub use system::docker_arch;
 
@@ -69,6 +76,9 @@ pub enum EngineError {
     /// A registry refused or failed.
     #[error(transparent)]
     Registry(#[from] crate::registry::client::RegistryError),
+    /// Networking failed.
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
 }
 
 /// How the engine is set up.
@@ -80,6 +90,8 @@ pub struct EngineOptions {
     pub cgroup_parent: String,
     /// Registry mirrors and insecure registries.
     pub registry: crate::registry::client::RegistryConfig,
+    /// The default bridge network (tests use a unique bridge name).
+    pub net: crate::net::NetOptions,
 }
 
 /// The engine's state.
@@ -99,6 +111,10 @@ pub struct Engine {
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// Serialises temporary mounts of stopped containers.
     mount_lock: Mutex<()>,
+    /// How the default network is set up.
+    net_opts: crate::net::NetOptions,
+    /// Serialises network set-up and teardown.
+    net_lock: Mutex<()>,
 }
 
 impl Engine {
@@ -117,7 +133,10 @@ impl Engine {
             pending_attach: Mutex::new(HashSet::new()),
             execs: Mutex::new(HashMap::new()),
             mount_lock: Mutex::new(()),
+            net_opts: opts.net.clone(),
+            net_lock: Mutex::new(()),
         });
+        engine.init_networks()?;
         engine.recover()?;
         Ok(engine)
     }

@@ -24,6 +24,9 @@ pub struct ContainerSpec {
     pub stop_timeout: Option<i64>,
     /// Networking config as sent (kept for inspect).
     pub networking_config: Option<serde_json::Value>,
+    /// Binds, volumes and tmpfs mounts, resolved at create (`Mounts` of inspect).
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 impl ContainerSpec {
@@ -78,12 +81,9 @@ pub fn merge(
     if c.stop_signal.is_none() {
         c.stop_signal = image.stop_signal.clone();
     }
-    if c.exposed_ports.is_none() {
-        c.exposed_ports = image.exposed_ports.clone();
-    }
-    if c.volumes.is_none() {
-        c.volumes = image.volumes.clone();
-    }
+    // Docker unions the image's EXPOSE and VOLUME with the user's.
+    c.exposed_ports = union(c.exposed_ports.take(), &image.exposed_ports);
+    c.volumes = union(c.volumes.take(), &image.volumes);
     let mut host_config = req.host_config;
     if host_config.network_mode.is_empty() {
         host_config.network_mode = "bridge".into();
@@ -100,6 +100,7 @@ pub fn merge(
         args: argv,
         stop_timeout: req.stop_timeout,
         networking_config: req.networking_config,
+        mounts: Vec::new(),
     })
 }
 
@@ -124,6 +125,22 @@ fn validate_restart(h: &HostConfig) -> Result<(), EngineError> {
         ));
     }
     Ok(())
+}
+
+fn union(
+    user: Option<BTreeMap<String, serde_json::Value>>,
+    image: &Option<BTreeMap<String, serde_json::Value>>,
+) -> Option<BTreeMap<String, serde_json::Value>> {
+    match (user, image) {
+        (None, i) => i.clone(),
+        (Some(mut u), Some(i)) => {
+            for (k, v) in i {
+                u.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            Some(u)
+        }
+        (u, None) => u,
+    }
 }
 
 /// Image env, overridden key by key by the user's.

@@ -68,6 +68,31 @@ pub struct Resources {
     pub pids_limit: Option<i64>,
 }
 
+/// What kind of extra mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A bind mount of a host path (also how volumes are mounted).
+    Bind,
+    /// A new tmpfs.
+    Tmpfs,
+}
+
+/// An extra mount in the container (Docker's `-v`, `--mount`, `--tmpfs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountConfig {
+    /// Bind or tmpfs.
+    pub kind: MountKind,
+    /// Host path (bind); ignored for tmpfs.
+    pub source: PathBuf,
+    /// Absolute path in the container (resolved inside its root).
+    pub destination: String,
+    /// Read-only.
+    pub readonly: bool,
+    /// tmpfs data (`size=64m,mode=1777`).
+    pub options: Option<String>,
+}
+
 /// Everything needed to create and start a container.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CreateOptions {
@@ -96,6 +121,9 @@ pub struct CreateOptions {
     pub netns: Option<PathBuf>,
     /// The `amber` binary that runs the shim (default `std::env::current_exe()`).
     pub shim_exe: Option<PathBuf>,
+    /// Extra mounts, made in order after /dev.
+    #[serde(default)]
+    pub mounts: Vec<MountConfig>,
     /// Hold output in the shim until the first client attaches (an attach
     /// was requested before start, as `docker run` does), so none is lost.
     #[serde(default)]

@@ -16,12 +16,13 @@ pub mod shim;
 pub mod state;
 
 pub use api::{
-    attach, attach_exec, delete, exec, exec_state, host_mounts_under, kill, pause, processes,
-    resume, start, state, stats, update, wait, ExecStarted, ExecState, Started,
+    attach, attach_exec, container_resolv_conf, delete, exec, exec_state, host_mounts_under, kill,
+    pause, processes, resume, start, state, stats, update, wait, ExecStarted, ExecState, Started,
 };
 pub use cgroups::{Cgroup, Layout, Stats};
 pub use config::{
-    CreateOptions, ExecOptions, ProcessConfig, Resources, Rlimit, DEFAULT_CGROUP_PARENT,
+    CreateOptions, ExecOptions, MountConfig, MountKind, ProcessConfig, Resources, Rlimit,
+    DEFAULT_CGROUP_PARENT,
 };
 pub use error::{Result, RuntimeError};
 pub use nix::sys::signal::Signal;

@@ -103,6 +103,23 @@ fn mounts(opts: &CreateOptions) -> Result<Vec<Mount>> {
             &["rbind", "rprivate"],
         )?);
     }
+    for m in &opts.mounts {
+        let ro = if m.readonly { "ro" } else { "rw" };
+        let extra = m.options.as_deref().unwrap_or("");
+        let mut options = vec![ro];
+        match m.kind {
+            super::config::MountKind::Bind => {
+                options.extend(["rbind", "rprivate"]);
+                let src = m.source.to_string_lossy().into_owned();
+                out.push(mount(&m.destination, "bind", &src, &options)?);
+            }
+            super::config::MountKind::Tmpfs => {
+                options.extend(["nosuid", "nodev"]);
+                options.extend(extra.split(',').filter(|o| !o.is_empty()));
+                out.push(mount(&m.destination, "tmpfs", "tmpfs", &options)?);
+            }
+        }
+    }
     Ok(out)
 }
 

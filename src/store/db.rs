@@ -52,6 +52,35 @@ const MIGRATIONS: &[&str] = &[
         stopped_by_user INTEGER NOT NULL DEFAULT 0
      );
      CREATE INDEX containers_by_image ON containers(image_id);",
+    // 3: networks, their address leases (endpoints) and volumes.
+    "CREATE TABLE networks (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,
+        subnet TEXT NOT NULL,
+        gateway TEXT NOT NULL,
+        bridge TEXT NOT NULL,
+        created TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        internal INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE endpoints (
+        network_id TEXT NOT NULL REFERENCES networks(id),
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        ip TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, ip)
+     );
+     CREATE INDEX endpoints_by_container ON endpoints(container_id);
+     CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL,
+        created TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',
+        anonymous INTEGER NOT NULL DEFAULT 0
+     );",
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -288,12 +288,13 @@ pub fn apply_change(config: &mut Config, change: &str) -> Result<(), StoreError>
         }
         "VOLUME" => {
             let mut vols = config.volumes().clone().unwrap_or_default();
-            vols.extend(
-                command_form(rest)
-                    .map_err(|_| bad("bad JSON array"))?
-                    .into_iter()
-                    .filter(|v| !v.is_empty()),
-            );
+            // `VOLUME ["/a", "/b"]` or `VOLUME /a /b` (not a shell command).
+            let paths: Vec<String> = if rest.starts_with('[') {
+                serde_json::from_str(rest).map_err(|_| bad("bad JSON array"))?
+            } else {
+                rest.split_whitespace().map(str::to_string).collect()
+            };
+            vols.extend(paths.into_iter().filter(|v| !v.is_empty()));
             config.set_volumes(Some(vols));
         }
         _ => return Err(bad("unsupported instruction")),
@@ -376,6 +377,7 @@ mod tests {
             "USER tester",
             "EXPOSE 80 53/udp",
             "LABEL bug=1234",
+            "VOLUME /cache /data",
         ] {
             apply_change(&mut c, ch).unwrap();
         }
@@ -389,6 +391,7 @@ mod tests {
         assert!(env.contains(&"A=3".to_string()) && !env.contains(&"A=1".to_string()));
         assert_eq!(c.exposed_ports().clone().unwrap(), vec!["80/tcp", "53/udp"]);
         assert_eq!(c.labels().clone().unwrap()["bug"], "1234");
+        assert_eq!(c.volumes().clone().unwrap(), vec!["/cache", "/data"]);
         assert!(apply_change(&mut c, "FROB x").is_err());
         assert!(apply_change(&mut c, "CMD [broken").is_err());
     }

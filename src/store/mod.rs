@@ -16,8 +16,10 @@ mod import;
 mod layer_io;
 mod layers;
 mod load;
+mod networks;
 mod save;
 mod transfer;
+mod volumes;
 
 pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
@@ -26,8 +28,10 @@ pub use import::StagedLayer;
 pub use import::{apply_change, ImportOptions, NewLayer};
 pub use layer_io::{BlobCompression, LayerBlob};
 pub use load::{LoadReport, LoadedImage};
+pub use networks::{EndpointRecord, NetworkRecord};
 pub use save::{SaveFormat, SaveImage, SaveOptions, SavePlan};
 pub use transfer::{ImageBlobs, PulledLayer};
+pub use volumes::VolumeRecord;
 
 use std::fs::{self, File};
 use std::os::fd::AsRawFd;
@@ -51,6 +55,12 @@ pub enum StoreError {
     /// No container matches the name.
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    /// No network matches the name.
+    #[error("network {0} not found")]
+    NoSuchNetwork(String),
+    /// No volume has the name.
+    #[error("get {0}: no such volume")]
+    NoSuchVolume(String),
     /// An ID prefix matches several images.
     #[error("{0}")]
     Ambiguous(String),
@@ -124,6 +134,7 @@ impl Store {
         };
         store.recover_commits()?;
         store.remove_orphans()?;
+        store.remove_orphan_volumes()?;
         Ok(store)
     }
 

@@ -76,9 +76,68 @@ pub struct HostConfig {
     pub log_config: LogConfig,
     /// Initial console size `[rows, cols]`.
     pub console_size: Option<Vec<u16>>,
+    /// Published ports: `"80/tcp"` → host bindings (`-p`).
+    pub port_bindings: Option<super::ports::PortMap>,
+    /// Publish every exposed port on a free host port (`-P`).
+    pub publish_all_ports: bool,
+    /// Mounts in the long form (`--mount`).
+    pub mounts: Option<Vec<Mount>>,
+    /// Tmpfs mounts: path → options (`--tmpfs /run:size=64m`).
+    pub tmpfs: Option<BTreeMap<String, String>>,
+    /// Containers whose volumes to mount too (`NAME[:ro|rw]`).
+    pub volumes_from: Option<Vec<String>>,
+    /// Extra `/etc/hosts` lines (`name:ip`, `name:host-gateway`).
+    pub extra_hosts: Option<Vec<String>>,
+    /// Nameservers for `/etc/resolv.conf`.
+    pub dns: Option<Vec<String>>,
+    /// Search domains for `/etc/resolv.conf`.
+    pub dns_search: Option<Vec<String>>,
+    /// Resolver options for `/etc/resolv.conf`.
+    pub dns_options: Option<Vec<String>>,
     /// Everything else the client sent.
     #[serde(flatten)]
     pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `HostConfig.Mounts` element (`--mount type=...`).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Mount {
+    /// `bind`, `volume` or `tmpfs`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+    /// Host path (bind) or volume name (volume; empty = anonymous).
+    pub source: String,
+    /// Path in the container.
+    pub target: String,
+    /// Mount read-only.
+    pub read_only: bool,
+    /// Volume options (`NoCopy`).
+    pub volume_options: Option<VolumeOptions>,
+    /// Tmpfs options.
+    pub tmpfs_options: Option<TmpfsOptions>,
+    /// Bind options (`CreateMountpoint`...), kept as sent.
+    pub bind_options: Option<serde_json::Value>,
+}
+
+/// `Mount.VolumeOptions`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    /// Do not copy the image's content into a new volume.
+    pub no_copy: bool,
+    /// Labels of a volume created by the mount.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `Mount.TmpfsOptions`.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TmpfsOptions {
+    /// Size limit in bytes (0 = kernel default).
+    pub size_bytes: i64,
+    /// File mode of the root.
+    pub mode: u32,
 }
 
 /// `POST /containers/create` body: the config plus `HostConfig`.

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod container;
 mod digest;
+pub mod ports;
 mod reference;
 
 pub use digest::{Digest, DigestError};

@@ -37,8 +37,22 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     pub child: Option<Child>,
     pub cgroup_parent: String,
-    /// Extra `amber daemon` arguments.
-    pub extra: Vec<String>,
+    /// Default bridge name, unique per test daemon (the subnet is chosen
+    /// by the daemon among those no host route uses).
+    pub bridge: String,
+    /// Extra `amber daemon` flags.
+    pub extra_args: Vec<String>,
+}
+
+/// A bridge name unique to this test process and daemon (≤ 15 bytes).
+fn unique_bridge() -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "amt{}-{}",
+        std::process::id() % 10_000_000,
+        N.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// A cgroup parent name unique to this test process and daemon.
@@ -55,32 +69,25 @@ fn unique_cgroup_parent() -> String {
 impl Daemon {
     /// Start a daemon and wait until it answers.
     pub fn start() -> Daemon {
-        Daemon::start_with(&[])
+        Daemon::start_with_args(&[])
     }
 
-    /// Start a daemon with extra arguments. Without `--config-file` it
-    /// reads a daemon.json in its own directory (none: defaults), never
-    /// the host's /etc/amber/daemon.json.
-    pub fn start_with(extra: &[&str]) -> Daemon {
+    /// Start a daemon with extra flags on a fresh directory.
+    pub fn start_with_args(extra_args: &[&str]) -> Daemon {
         let dir = tempfile::Builder::new()
             .prefix("amber-e2e-")
             .tempdir()
             .unwrap();
-        let mut extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        if !extra.iter().any(|a| a == "--config-file") {
-            extra.push("--config-file".into());
-            extra.push(
-                dir.path()
-                    .join("daemon.json")
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
+        Daemon::start_with(dir, extra_args.iter().map(|a| a.to_string()).collect())
+    }
+
+    fn start_with(dir: tempfile::TempDir, extra_args: Vec<String>) -> Daemon {
         let mut d = Daemon {
             dir,
             child: None,
             cgroup_parent: unique_cgroup_parent(),
-            extra,
+            bridge: unique_bridge(),
+            extra_args,
         };
         d.spawn();
         d
@@ -118,8 +125,16 @@ impl Daemon {
                 "debug",
                 "--cgroup-parent",
                 &self.cgroup_parent,
+                "--bridge",
+                &self.bridge,
             ])
-            .args(&self.extra)
+            .args(if self.extra_args.iter().any(|a| a == "--config-file") {
+                &[][..]
+            } else {
+                // Never the host's /etc/amber/daemon.json.
+                &["--config-file", "/nonexistent/amber-test-daemon.json"][..]
+            })
+            .args(&self.extra_args)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -279,7 +294,7 @@ impl Daemon {
             .unwrap()
     }
 
-    /// Shims of containers of this data root still alive.
+    /// Shims and port proxies of containers of this data root still alive.
     pub fn live_shims(&self) -> Vec<i32> {
         let root = self.root().display().to_string();
         let mut out = Vec::new();
@@ -289,7 +304,7 @@ impl Daemon {
             };
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            if cmd.contains(" shim ") && cmd.contains(&root) {
+            if (cmd.contains(" shim ") || cmd.contains(" proxy ")) && cmd.contains(&root) {
                 out.push(pid);
             }
         }
@@ -333,12 +348,48 @@ impl Drop for Daemon {
             }
             let _ = std::fs::remove_dir(&d);
         }
+        self.remove_network_leftovers();
         for m in amber::runtime::host_mounts_under(self.dir.path())
             .into_iter()
             .rev()
         {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
+    }
+}
+
+impl Daemon {
+    /// Bridges and the firewall table a crashed daemon may have left (a
+    /// clean stop with no container running removes them itself).
+    pub fn remove_network_leftovers(&self) {
+        let mut bridges = vec![self.bridge.clone()];
+        // User networks' bridges, from the daemon's database.
+        if let Ok(db) = rusqlite::Connection::open(self.root().join("amber.db")) {
+            if let Ok(mut stmt) = db.prepare("SELECT bridge FROM networks WHERE driver = 'bridge'")
+            {
+                if let Ok(rows) = stmt.query_map([], |r| r.get::<_, String>(0)) {
+                    bridges.extend(rows.flatten());
+                }
+            }
+        }
+        for b in bridges {
+            if Path::new("/sys/class/net").join(&b).exists() {
+                let _ = Command::new("ip")
+                    .args(["link", "del", &b])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let table = amber::net::firewall::table_name(&self.bridge);
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// Whether the default bridge link exists.
+    pub fn bridge_exists(&self) -> bool {
+        Path::new("/sys/class/net").join(&self.bridge).exists()
     }
 }
 

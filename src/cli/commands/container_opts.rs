@@ -81,9 +81,48 @@ pub struct CreateOpts {
     /// Ulimit options (name=soft[:hard]).
     #[arg(long)]
     pub ulimit: Vec<String>,
-    /// Network mode.
+    /// Network mode: bridge, host, none, container:NAME or a network name.
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add a network-scoped alias for the container.
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the (user-defined) network.
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// Publish a container's port(s) to the host ([ip:][hostPort:]containerPort[/proto]).
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    /// Publish all exposed ports to random ports.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports.
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Bind mount a volume (SRC:DST[:ro], NAME:DST, or DST for an anonymous volume).
+    #[arg(short = 'v', long = "volume")]
+    pub volume: Vec<String>,
+    /// Attach a filesystem mount (type=bind|volume|tmpfs,source=...,target=...[,readonly]).
+    #[arg(long)]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs directory (PATH[:OPTIONS]).
+    #[arg(long)]
+    pub tmpfs: Vec<String>,
+    /// Mount volumes from the specified container(s) (NAME[:ro|rw]).
+    #[arg(long)]
+    pub volumes_from: Vec<String>,
+    /// Add a custom host-to-IP mapping (host:ip, or host:host-gateway).
+    #[arg(long)]
+    pub add_host: Vec<String>,
+    /// Set custom DNS servers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
@@ -128,8 +167,39 @@ impl CreateOpts {
         detach: bool,
         console: Option<(u16, u16)>,
     ) -> anyhow::Result<CreateRequest> {
-        let config = self.config(detach)?;
+        let mut config = self.config(detach)?;
+        let (exposed, bindings) = self.ports()?;
+        if !exposed.is_empty() {
+            config.exposed_ports = Some(exposed);
+        }
         let host_config = HostConfig {
+            port_bindings: (!bindings.is_empty()).then_some(bindings),
+            publish_all_ports: self.publish_all,
+            binds: non_empty(&self.binds()?),
+            mounts: if self.mount.is_empty() {
+                None
+            } else {
+                Some(
+                    self.mount
+                        .iter()
+                        .map(|m| parse_mount(m))
+                        .collect::<Result<_, _>>()?,
+                )
+            },
+            tmpfs: (!self.tmpfs.is_empty()).then(|| {
+                self.tmpfs
+                    .iter()
+                    .map(|t| match t.split_once(':') {
+                        Some((p, o)) => (p.to_string(), o.to_string()),
+                        None => (t.clone(), String::new()),
+                    })
+                    .collect()
+            }),
+            volumes_from: non_empty(&self.volumes_from),
+            extra_hosts: non_empty(&self.add_host),
+            dns: non_empty(&self.dns),
+            dns_search: non_empty(&self.dns_search),
+            dns_options: non_empty(&self.dns_option),
             auto_remove: self.rm,
             privileged: self.privileged,
             cap_add: non_empty(&self.cap_add),
@@ -161,8 +231,71 @@ impl CreateOpts {
             config,
             host_config,
             stop_timeout: self.stop_timeout,
-            networking_config: None,
+            networking_config: self.networking_config(),
         })
+    }
+
+    /// `--expose` and `-p` as `ExposedPorts` and `PortBindings`.
+    fn ports(
+        &self,
+    ) -> anyhow::Result<(
+        BTreeMap<String, serde_json::Value>,
+        crate::types::ports::PortMap,
+    )> {
+        use crate::types::ports::{parse_publish, parse_range};
+        let mut exposed = BTreeMap::new();
+        let mut bindings = crate::types::ports::PortMap::new();
+        for e in &self.expose {
+            let (range, proto) = e.split_once('/').unwrap_or((e, "tcp"));
+            let (a, b) = parse_range(range)
+                .map_err(|_| anyhow::anyhow!("invalid range format for --expose: {e}"))?;
+            for p in a..=b {
+                exposed.insert(format!("{p}/{proto}"), serde_json::json!({}));
+            }
+        }
+        for p in &self.publish {
+            for (key, b) in parse_publish(p).map_err(|e| anyhow::anyhow!(e))? {
+                exposed.insert(key.clone(), serde_json::json!({}));
+                bindings
+                    .entry(key)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(b);
+            }
+        }
+        Ok((exposed, bindings))
+    }
+
+    /// `-v` values; a host path starting with `.` is made absolute here,
+    /// as the docker CLI does.
+    fn binds(&self) -> anyhow::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for v in &self.volume {
+            match v.split_once(':') {
+                Some((src, rest))
+                    if src == "." || src.starts_with("./") || src.starts_with("../") =>
+                {
+                    let abs = std::env::current_dir()?.join(src);
+                    let abs = abs.canonicalize().unwrap_or(abs);
+                    out.push(format!("{}:{rest}", abs.display()));
+                }
+                _ => out.push(v.clone()),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aliases on the `--network` network.
+    fn networking_config(&self) -> Option<serde_json::Value> {
+        if self.network_alias.is_empty() && self.ip.is_none() {
+            return None;
+        }
+        let net = self.network.as_deref().unwrap_or("bridge");
+        let mut ep = serde_json::json!({"Aliases": self.network_alias});
+        if let Some(ip) = &self.ip {
+            ep["IPAMConfig"] = serde_json::json!({"IPv4Address": ip});
+        }
+        Some(serde_json::json!({"EndpointsConfig": {net: ep}}))
     }
 
     fn config(&self, detach: bool) -> anyhow::Result<ContainerConfig> {
@@ -202,6 +335,64 @@ impl CreateOpts {
         out.extend(self.env.iter().filter_map(|e| env_entry(e)));
         Ok(out)
     }
+}
+
+/// `--mount type=bind,source=/a,target=/b,readonly` (Docker's CSV keys).
+pub fn parse_mount(s: &str) -> anyhow::Result<crate::types::container::Mount> {
+    use crate::types::container::{Mount, TmpfsOptions, VolumeOptions};
+    let mut m = Mount {
+        kind: "volume".into(),
+        ..Default::default()
+    };
+    let truth = |v: Option<&str>, k: &str| -> anyhow::Result<bool> {
+        match v.unwrap_or("true") {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            other => anyhow::bail!("invalid value for {k}: {other}"),
+        }
+    };
+    for field in s.split(',').filter(|f| !f.is_empty()) {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (field.trim().to_ascii_lowercase(), None),
+        };
+        let need =
+            || v.ok_or_else(|| anyhow::anyhow!("invalid field '{field}' must be a key=value pair"));
+        match k.as_str() {
+            "type" => m.kind = need()?.to_string(),
+            "source" | "src" => m.source = need()?.to_string(),
+            "target" | "destination" | "dst" => m.target = need()?.to_string(),
+            "readonly" | "ro" => m.read_only = truth(v, &k)?,
+            "volume-nocopy" => {
+                m.volume_options
+                    .get_or_insert_with(VolumeOptions::default)
+                    .no_copy = truth(v, &k)?
+            }
+            "tmpfs-size" => {
+                m.tmpfs_options
+                    .get_or_insert_with(TmpfsOptions::default)
+                    .size_bytes = parse_bytes(need()?)?
+            }
+            "tmpfs-mode" => {
+                m.tmpfs_options
+                    .get_or_insert_with(TmpfsOptions::default)
+                    .mode = u32::from_str_radix(need()?, 8)
+                    .map_err(|_| anyhow::anyhow!("invalid value for tmpfs-mode: {field}"))?
+            }
+            "bind-propagation" | "consistency" | "bind-recursive" | "volume-driver" => {}
+            _ => anyhow::bail!("unexpected key '{k}' in '{field}'"),
+        }
+    }
+    if !matches!(m.kind.as_str(), "bind" | "volume" | "tmpfs") {
+        anyhow::bail!(
+            "invalid mount type {:?}: must be bind, volume or tmpfs",
+            m.kind
+        );
+    }
+    if m.target.is_empty() {
+        anyhow::bail!("target is required");
+    }
+    Ok(m)
 }
 
 /// `KEY=V` as is; a bare `KEY` takes our value, or is dropped when unset.
@@ -353,6 +544,65 @@ mod tests {
         assert_eq!(r.host_config.memory, 1 << 30);
         assert_eq!(r.host_config.console_size, Some(vec![24, 80]));
         assert_eq!(r.config.env, Some(vec!["A=1".to_string()]));
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=bind,source=/a,target=/b,readonly").unwrap();
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.target.as_str(),
+                m.read_only
+            ),
+            ("bind", "/a", "/b", true)
+        );
+        let t = parse_mount("type=tmpfs,dst=/t,tmpfs-size=64m,tmpfs-mode=1770").unwrap();
+        let o = t.tmpfs_options.unwrap();
+        assert_eq!((o.size_bytes, o.mode), (64 << 20, 0o1770));
+        assert!(parse_mount("type=nfs,target=/x").is_err());
+        assert!(parse_mount("type=bind,source=/x").is_err());
+        assert!(parse_mount("bogus=1,target=/x").is_err());
+        let r = opts(&[
+            "-v",
+            "data:/d",
+            "--tmpfs",
+            "/run:size=1m",
+            "--volumes-from",
+            "x:ro",
+            "busybox",
+        ])
+        .request(true, None)
+        .unwrap();
+        assert_eq!(r.host_config.binds.unwrap(), ["data:/d"]);
+        assert_eq!(r.host_config.tmpfs.unwrap()["/run"], "size=1m");
+        assert_eq!(r.host_config.volumes_from.unwrap(), ["x:ro"]);
+    }
+
+    #[test]
+    fn published_ports() {
+        let r = opts(&[
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1::53/udp",
+            "--expose",
+            "90-91",
+            "-P",
+            "busybox",
+        ])
+        .request(true, None)
+        .unwrap();
+        let b = r.host_config.port_bindings.unwrap();
+        assert_eq!(b["80/tcp"].as_ref().unwrap()[0].host_port, "8080");
+        assert_eq!(b["53/udp"].as_ref().unwrap()[0].host_ip, "127.0.0.1");
+        let e = r.config.exposed_ports.unwrap();
+        assert!(e.contains_key("91/tcp") && e.contains_key("80/tcp"));
+        assert!(r.host_config.publish_all_ports);
+        assert!(opts(&["-p", "x:80", "busybox"])
+            .request(true, None)
+            .is_err());
     }
 
     #[test]

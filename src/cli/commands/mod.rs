@@ -20,7 +20,9 @@ pub mod kill;
 pub mod load;
 pub mod login;
 pub mod logs;
+pub mod network;
 pub mod pause;
+pub mod port;
 pub mod prune;
 pub mod ps;
 pub mod pull;
@@ -39,6 +41,7 @@ pub mod system;
 pub mod tag;
 pub mod top;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use std::future::Future;

@@ -196,12 +196,35 @@ fn row(v: &Value, no_trunc: bool) -> Row {
             .as_str()
             .unwrap_or_default()
             .to_string(),
-        ports: String::new(),
+        ports: ports(v),
         running_for: human_since(created),
         size: size(v),
         state: s("State"),
         status: s("Status"),
     }
+}
+
+/// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:53->53/udp`.
+fn ports(v: &Value) -> String {
+    v["Ports"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    let kind = p["Type"].as_str().unwrap_or("tcp");
+                    let private = p["PrivatePort"].as_u64().unwrap_or(0);
+                    match p["PublicPort"].as_u64() {
+                        Some(public) => format!(
+                            "{}:{public}->{private}/{kind}",
+                            p["IP"].as_str().unwrap_or("")
+                        ),
+                        None => format!("{private}/{kind}"),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
 }
 
 /// Names without Docker's leading `/`, comma-separated.

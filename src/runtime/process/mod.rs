@@ -4,6 +4,7 @@
 
 pub mod caps;
 pub mod exec;
+pub mod mounts;
 pub mod rootfs;
 pub mod seccomp;
 pub mod tty;

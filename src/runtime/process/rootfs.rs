@@ -433,6 +433,7 @@ pub fn prepare_rootfs(opts: &CreateOptions) -> Result<()> {
     do_mount("sysfs", &root.join("sys"), Some("sysfs"), sys_flags, None)?;
     mount_cgroupfs(&root, opts.privileged)?;
     mount_dev(&root, opts.privileged)?;
+    super::mounts::mount_all(&root, &opts.mounts)?;
     let etc_files = clone_etc_files(opts)?;
     pivot(&root)?;
     bind_etc_files(etc_files)?;
