@@ -1,0 +1,919 @@
+//! The executor: stages (`FROM ... AS`, `--target`), build args, each
+//! instruction applied to the image config or run through the host, the
+//! build cache (a child of the same parent with the same `container_config`
+//! is reused, as Docker's classic builder does) and the classic builder's
+//! output.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+
+use super::context::Context;
+use super::parser::{self, name_values, Args, Instruction};
+use super::shell::{process_word, process_words};
+use super::{short_id, BuildError, BuildHost, Change, Image, Output, RunSpec};
+
+/// Args Docker lets through without an `ARG` line.
+const PREDEFINED_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// The PATH a base image without one gets (Docker's `DefaultPathEnv`).
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What `POST /build` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path in the context.
+    pub dockerfile: String,
+    /// Names to tag the result with.
+    pub tags: Vec<String>,
+    /// `--build-arg` values.
+    pub build_args: BTreeMap<String, String>,
+    /// Stop after this stage.
+    pub target: Option<String>,
+    /// Do not use the cache.
+    pub no_cache: bool,
+    /// Labels set on the final image.
+    pub labels: BTreeMap<String, String>,
+    /// A private scratch directory for the build's temporary files.
+    pub work_dir: PathBuf,
+}
+
+/// One stage in progress.
+pub(super) struct Stage {
+    pub name: Option<String>,
+    /// The current image (None: `FROM scratch` before any step).
+    pub image: Option<Image>,
+    /// The config document being built.
+    pub doc: Value,
+    /// Declared args and their values.
+    pub args: Vec<(String, Option<String>)>,
+    /// CMD was set in this Dockerfile (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl Stage {
+    /// `$NAME` during substitution: ENV first, then ARG.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        if let Some(v) = env_list(&self.doc)
+            .iter()
+            .find_map(|e| e.strip_prefix(&prefix))
+        {
+            return Some(v.to_string());
+        }
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    pub fn cfg(&mut self) -> &mut serde_json::Map<String, Value> {
+        if !self.doc["config"].is_object() {
+            self.doc["config"] = json!({});
+        }
+        // invariant: just made an object.
+        self.doc["config"].as_object_mut().expect("config object")
+    }
+
+    /// Build args visible to RUN: declared, valued, not overridden by ENV.
+    pub fn run_args(&self) -> Vec<String> {
+        let env = env_list(&self.doc);
+        let mut out: Vec<String> = Vec::new();
+        for (k, v) in &self.args {
+            let Some(v) = v else { continue };
+            if env
+                .iter()
+                .any(|e| e.split_once('=').map(|x| x.0) == Some(k.as_str()))
+            {
+                continue;
+            }
+            out.retain(|e| e.split_once('=').map(|x| x.0) != Some(k.as_str()));
+            out.push(format!("{k}={v}"));
+        }
+        out
+    }
+}
+
+pub(super) fn env_list(doc: &Value) -> Vec<String> {
+    doc["config"]["Env"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The running build.
+pub(super) struct Builder<'a> {
+    pub host: &'a dyn BuildHost,
+    pub ctx: &'a Context,
+    pub opts: &'a BuildOptions,
+    pub out: &'a mut Output<'a>,
+    pub escape: char,
+    /// Finished stages, for `COPY --from` and `FROM <stage>`.
+    pub stages: Vec<(Option<String>, Option<Image>)>,
+    /// Global args (before the first FROM).
+    pub meta_args: Vec<(String, Option<String>)>,
+    /// Build args some ARG consumed.
+    pub used_args: Vec<String>,
+    step: usize,
+    total: usize,
+}
+
+/// Run a build; returns the final image ID.
+pub fn build(
+    host: &dyn BuildHost,
+    ctx: &Context,
+    opts: &BuildOptions,
+    out: &mut Output<'_>,
+) -> Result<String, BuildError> {
+    let name = if opts.dockerfile.is_empty() {
+        "Dockerfile"
+    } else {
+        opts.dockerfile.as_str()
+    };
+    let text = ctx.read(name)?;
+    let df = parser::parse(&text)?;
+    let mut instructions = df.instructions;
+    let Some(first_from) = instructions.iter().position(|i| i.keyword == "FROM") else {
+        let line = instructions.first().map(|i| i.line).unwrap_or(1);
+        return Err(BuildError::Step {
+            line,
+            message: "no build stage in current context: the Dockerfile needs a FROM".into(),
+        });
+    };
+    if let Some(bad) = instructions[..first_from]
+        .iter()
+        .find(|i| i.keyword != "ARG")
+    {
+        return Err(BuildError::Step {
+            line: bad.line,
+            message: format!(
+                "{} before the first FROM: only ARG may come before FROM",
+                bad.keyword
+            ),
+        });
+    }
+    let end = stage_end(&instructions, opts.target.as_deref())?;
+    instructions.truncate(end);
+    if !opts.labels.is_empty() {
+        let text: Vec<String> = opts
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+            .collect();
+        let line = instructions.last().map(|i| i.line).unwrap_or(1);
+        instructions.push(parser::parse_instruction(
+            &format!("LABEL {}", text.join(" ")),
+            line,
+            '\\',
+        )?);
+    }
+    let mut b = Builder {
+        host,
+        ctx,
+        opts,
+        out,
+        escape: df.escape,
+        stages: Vec::new(),
+        meta_args: Vec::new(),
+        used_args: Vec::new(),
+        step: 0,
+        total: instructions.len(),
+    };
+    // SAFETY-free lifetime juggling: `out` is only used through `b`.
+    let id = b.run(&instructions)?;
+    let unused: Vec<&String> = opts
+        .build_args
+        .keys()
+        .filter(|k| !b.used_args.contains(k) && !PREDEFINED_ARGS.contains(&k.as_str()))
+        .collect();
+    if !unused.is_empty() {
+        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
+        (b.out)(&format!(
+            "[Warning] One or more build-args [{}] were not consumed\n",
+            names.join(" ")
+        ));
+    }
+    (b.out)(&format!("Successfully built {}\n", short_id(&id)));
+    for t in &opts.tags {
+        host.tag(&id, t)?;
+        (b.out)(&format!("Successfully tagged {t}\n"));
+    }
+    Ok(id)
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// Index just past the last instruction of the target stage (all when no
+/// target).
+fn stage_end(ins: &[Instruction], target: Option<&str>) -> Result<usize, BuildError> {
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return Ok(ins.len());
+    };
+    let mut found = false;
+    for (i, x) in ins.iter().enumerate() {
+        if x.keyword != "FROM" {
+            continue;
+        }
+        if found {
+            return Ok(i);
+        }
+        let text = x.text();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.len() == 3
+            && words[1].eq_ignore_ascii_case("as")
+            && words[2].eq_ignore_ascii_case(target)
+        {
+            found = true;
+        }
+    }
+    if found {
+        Ok(ins.len())
+    } else {
+        Err(BuildError::Invalid(format!(
+            "failed to reach build target {target} in Dockerfile"
+        )))
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn run(&mut self, ins: &[Instruction]) -> Result<String, BuildError> {
+        let mut stage: Option<Stage> = None;
+        for i in ins {
+            self.step += 1;
+            (self.out)(&format!(
+                "Step {}/{} : {}\n",
+                self.step, self.total, i.original
+            ));
+            let res = match (&mut stage, i.keyword.as_str()) {
+                (_, "FROM") => {
+                    if let Some(s) = stage.take() {
+                        self.stages.push((s.name, s.image));
+                    }
+                    self.from(i).map(|s| stage = Some(s))
+                }
+                (None, "ARG") => self.meta_arg(i),
+                (Some(s), _) => self.dispatch(s, i),
+                (None, _) => Err(BuildError::Invalid("instruction before FROM".into())),
+            };
+            res.map_err(|e| at_line(e, i.line))?;
+        }
+        let s =
+            stage.ok_or_else(|| BuildError::Invalid("no build stage in the Dockerfile".into()))?;
+        match s.image {
+            Some(img) => Ok(img.id),
+            None => Err(BuildError::Invalid(
+                "No image was generated. Is your Dockerfile empty?".into(),
+            )),
+        }
+    }
+
+    fn meta_arg(&mut self, i: &Instruction) -> Result<(), BuildError> {
+        let lookup = |k: &str| {
+            self.meta_args
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.clone())
+        };
+        let parsed = parse_arg(i, &lookup, self.escape)?;
+        for (k, default) in parsed {
+            let v = self.opts.build_args.get(&k).cloned().or(default);
+            self.meta_args.push((k, v));
+        }
+        Ok(())
+    }
+
+    fn from(&mut self, i: &Instruction) -> Result<Stage, BuildError> {
+        i.check_flags(&["platform"])?;
+        let lookup = |k: &str| {
+            self.meta_args
+                .iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.clone())
+        };
+        let words = process_words(&i.text(), &lookup, self.escape).map_err(BuildError::Invalid)?;
+        let (base, name) = match words.as_slice() {
+            [b] => (b.clone(), None),
+            [b, as_, n] if as_.eq_ignore_ascii_case("as") => {
+                (b.clone(), Some(n.to_ascii_lowercase()))
+            }
+            _ => {
+                return Err(BuildError::Invalid(
+                    "FROM requires either one or three arguments".into(),
+                ))
+            }
+        };
+        let image =
+            if base == "scratch" {
+                None
+            } else if let Some((_, img)) = self
+                .stages
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(base.to_ascii_lowercase().as_str()))
+            {
+                Some(img.clone().ok_or_else(|| {
+                    BuildError::Invalid(format!("stage {base} produced no image"))
+                })?)
+            } else {
+                Some(self.host.image(&base)?)
+            };
+        let doc = match &image {
+            Some(img) => {
+                (self.out)(&format!(" ---> {}\n", short_id(&img.id)));
+                img.config.clone()
+            }
+            None => scratch_doc(),
+        };
+        let mut doc = doc;
+        // Docker's classic builder gives a base without PATH the default one.
+        if !env_list(&doc).iter().any(|e| e.starts_with("PATH=")) {
+            let mut env = env_list(&doc);
+            env.push(DEFAULT_PATH.into());
+            if !doc["config"].is_object() {
+                doc["config"] = json!({});
+            }
+            doc["config"]["Env"] = json!(env);
+        }
+        let mut stage = Stage {
+            name,
+            image,
+            doc,
+            args: Vec::new(),
+            cmd_set: false,
+        };
+        self.onbuild_triggers(&mut stage, i.line)?;
+        Ok(stage)
+    }
+
+    /// Run the base image's ONBUILD triggers, then clear them.
+    fn onbuild_triggers(&mut self, s: &mut Stage, line: usize) -> Result<(), BuildError> {
+        let triggers: Vec<String> = s.doc["config"]["OnBuild"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if triggers.is_empty() {
+            return Ok(());
+        }
+        (self.out)(&format!(
+            "# Executing {} build trigger{}\n",
+            triggers.len(),
+            if triggers.len() == 1 { "" } else { "s" }
+        ));
+        s.cfg().insert("OnBuild".into(), Value::Null);
+        for t in triggers {
+            let ins = parser::parse_instruction(&t, line, self.escape)?;
+            self.dispatch(s, &ins)?;
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
+        let lookup = |k: &str| s.lookup(k);
+        let esc = self.escape;
+        match i.keyword.as_str() {
+            "ARG" => {
+                let parsed = parse_arg(i, &lookup, esc)?;
+                for (k, default) in parsed {
+                    let global = self
+                        .meta_args
+                        .iter()
+                        .rev()
+                        .find(|(n, _)| *n == k)
+                        .and_then(|(_, v)| v.clone());
+                    let v = self.opts.build_args.get(&k).cloned().or(default).or(global);
+                    if self.opts.build_args.contains_key(&k) && !self.used_args.contains(&k) {
+                        self.used_args.push(k.clone());
+                    }
+                    s.args.push((k, v));
+                }
+                // Args change no config: nothing to commit (RUN keys carry them).
+                if let Some(img) = &s.image {
+                    (self.out)(&format!(" ---> {}\n", short_id(&img.id)));
+                }
+                Ok(())
+            }
+            "ENV" | "LABEL" => {
+                let pairs = name_values(&i.keyword, &i.text(), esc, i.line)?;
+                let mut done = Vec::new();
+                for (k, v) in pairs {
+                    let k = process_word(&k, &lookup, esc).map_err(BuildError::Invalid)?;
+                    let v = process_word(&v, &lookup, esc).map_err(BuildError::Invalid)?;
+                    done.push((k, v));
+                }
+                let text = done
+                    .iter()
+                    .map(|(k, v)| {
+                        if i.keyword == "ENV" {
+                            format!("{k}={v}")
+                        } else {
+                            format!("{}={}", quote(k), quote(v))
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                for (k, v) in done {
+                    if i.keyword == "ENV" {
+                        set_env(s, &k, &v);
+                    } else {
+                        let cfg = s.cfg();
+                        if !cfg.get("Labels").is_some_and(Value::is_object) {
+                            cfg.insert("Labels".into(), json!({}));
+                        }
+                        cfg["Labels"][k] = json!(v);
+                    }
+                }
+                self.commit_config(s, &format!("{} {text}", i.keyword))
+            }
+            "MAINTAINER" => {
+                let m = i.text();
+                s.doc["author"] = json!(m);
+                self.commit_config(s, &format!("MAINTAINER {m}"))
+            }
+            "CMD" | "ENTRYPOINT" => {
+                let argv = self.command_form(s, i);
+                let key = if i.keyword == "CMD" {
+                    "Cmd"
+                } else {
+                    "Entrypoint"
+                };
+                s.cfg().insert(key.into(), json!(argv));
+                if i.keyword == "CMD" {
+                    s.cmd_set = true;
+                } else if !s.cmd_set {
+                    s.cfg().insert("Cmd".into(), Value::Null);
+                }
+                self.commit_config(s, &format!("{} {}", i.keyword, json!(argv)))
+            }
+            "EXPOSE" => {
+                let words = process_words(&i.text(), &lookup, esc).map_err(BuildError::Invalid)?;
+                let mut ports = Vec::new();
+                for w in words {
+                    ports.push(port_key(&w)?);
+                }
+                let cfg = s.cfg();
+                if !cfg.get("ExposedPorts").is_some_and(Value::is_object) {
+                    cfg.insert("ExposedPorts".into(), json!({}));
+                }
+                for p in &ports {
+                    cfg["ExposedPorts"][p] = json!({});
+                }
+                self.commit_config(s, &format!("EXPOSE {}", ports.join(" ")))
+            }
+            "VOLUME" => {
+                let vols = match &i.args {
+                    Args::Json(v) => v
+                        .iter()
+                        .map(|w| process_word(w, &lookup, esc))
+                        .collect::<Result<Vec<_>, _>>(),
+                    Args::Text(t) => process_words(t, &lookup, esc),
+                }
+                .map_err(BuildError::Invalid)?;
+                if vols.iter().any(|v| v.trim().is_empty()) || vols.is_empty() {
+                    return Err(BuildError::Invalid(
+                        "VOLUME specified can not be an empty string".into(),
+                    ));
+                }
+                let cfg = s.cfg();
+                if !cfg.get("Volumes").is_some_and(Value::is_object) {
+                    cfg.insert("Volumes".into(), json!({}));
+                }
+                for v in &vols {
+                    cfg["Volumes"][v] = json!({});
+                }
+                self.commit_config(s, &format!("VOLUME {}", json!(vols)))
+            }
+            "USER" | "STOPSIGNAL" => {
+                let v = process_word(i.text().trim(), &lookup, esc).map_err(BuildError::Invalid)?;
+                if i.keyword == "STOPSIGNAL" && !valid_signal(&v) {
+                    return Err(BuildError::Invalid(format!("Invalid signal: {v}")));
+                }
+                let key = if i.keyword == "USER" {
+                    "User"
+                } else {
+                    "StopSignal"
+                };
+                s.cfg().insert(key.into(), json!(v));
+                self.commit_config(s, &format!("{} {v}", i.keyword))
+            }
+            "SHELL" => match &i.args {
+                Args::Json(v) if !v.is_empty() => {
+                    s.cfg().insert("Shell".into(), json!(v));
+                    self.commit_config(s, &format!("SHELL {}", json!(v)))
+                }
+                _ => Err(BuildError::Invalid(
+                    "SHELL requires the arguments to be in JSON form".into(),
+                )),
+            },
+            "WORKDIR" => self.workdir(s, i),
+            "RUN" => self.run_step(s, i),
+            "COPY" | "ADD" => self.copy_step(s, i),
+            "HEALTHCHECK" => {
+                let hc = healthcheck(i)?;
+                s.cfg().insert("Healthcheck".into(), hc.clone());
+                self.commit_config(s, &format!("HEALTHCHECK {hc}"))
+            }
+            "ONBUILD" => {
+                let t = parser::parse_instruction(&i.text(), i.line, esc)?;
+                if matches!(t.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
+                    return Err(BuildError::Invalid(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        t.keyword
+                    )));
+                }
+                let text = t.original.clone();
+                let cfg = s.cfg();
+                let mut list = cfg
+                    .get("OnBuild")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                list.push(json!(text));
+                cfg.insert("OnBuild".into(), json!(list));
+                self.commit_config(s, &format!("ONBUILD {text}"))
+            }
+            other => Err(BuildError::Invalid(format!("unknown instruction: {other}"))),
+        }
+    }
+
+    /// Exec form as is; shell form through SHELL (default `/bin/sh -c`).
+    pub(super) fn command_form(&self, s: &Stage, i: &Instruction) -> Vec<String> {
+        match &i.args {
+            Args::Json(v) => v.clone(),
+            Args::Text(t) => {
+                let mut argv = shell_of(s);
+                argv.push(t.clone());
+                argv
+            }
+        }
+    }
+
+    fn workdir(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
+        let lookup = |k: &str| s.lookup(k);
+        let w = process_word(i.text().trim(), &lookup, self.escape).map_err(BuildError::Invalid)?;
+        let cur = s.doc["config"]["WorkingDir"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let dir = clean_path(&if w.starts_with('/') {
+            w
+        } else {
+            format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
+        });
+        s.cfg().insert("WorkingDir".into(), json!(dir));
+        let d = dir.clone();
+        let mut mk = move |root: &std::path::Path| {
+            super::copy::ensure_dir(root, &d, super::context::Owner::default())
+        };
+        self.commit(
+            s,
+            &nop(s, &format!("WORKDIR {dir}")),
+            Change::Files(&mut mk),
+        )
+    }
+
+    fn run_step(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
+        let mut argv = self.command_form(s, i);
+        if let (Some(h), Args::Text(t)) = (i.heredocs.first(), &i.args) {
+            let shell = shell_of(s);
+            argv = shell;
+            if t.trim().starts_with("<<") && i.heredocs.len() == 1 {
+                argv.push(h.content.clone());
+            } else {
+                let mut script = t.clone();
+                for h in &i.heredocs {
+                    script.push('\n');
+                    script.push_str(&h.content);
+                    script.push_str(&h.name);
+                }
+                argv.push(script);
+            }
+        }
+        let args = s.run_args();
+        let mut probe_cmd = Vec::new();
+        if !args.is_empty() {
+            probe_cmd.push(format!("|{}", args.len()));
+            probe_cmd.extend(args.iter().cloned());
+        }
+        probe_cmd.extend(argv.iter().cloned());
+        let mut env = env_list(&s.doc);
+        env.extend(args);
+        let spec = RunSpec {
+            argv,
+            env,
+            workdir: s.doc["config"]["WorkingDir"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+            user: s.doc["config"]["User"].as_str().unwrap_or("").to_string(),
+        };
+        self.commit(s, &probe_cmd, Change::Run(&spec))
+    }
+
+    /// A metadata-only step.
+    fn commit_config(&mut self, s: &mut Stage, text: &str) -> Result<(), BuildError> {
+        let cmd = nop(s, text);
+        self.commit(s, &cmd, Change::Config)
+    }
+
+    /// Probe the cache with `probe_cmd`; on a miss, make the step's image.
+    pub(super) fn commit(
+        &mut self,
+        s: &mut Stage,
+        probe_cmd: &[String],
+        change: Change<'_>,
+    ) -> Result<(), BuildError> {
+        let mut probe = s.doc["config"].clone();
+        if !probe.is_object() {
+            probe = json!({});
+        }
+        probe["Cmd"] = json!(probe_cmd);
+        let parent = s.image.as_ref().map(|i| i.id.clone());
+        if !self.opts.no_cache {
+            if let Some(hit) = self.host.cached(parent.as_deref(), &probe)? {
+                (self.out)(" ---> Using cache\n");
+                (self.out)(&format!(" ---> {}\n", short_id(&hit.id)));
+                s.doc = hit.config.clone();
+                s.image = Some(hit);
+                return Ok(());
+            }
+        }
+        let mut doc = s.doc.clone();
+        doc["container_config"] = probe;
+        let created_by = probe_cmd.join(" ");
+        let entry =
+            json!({"created_by": created_by, "empty_layer": matches!(change, Change::Config)});
+        match doc["history"].as_array_mut() {
+            Some(h) => h.push(entry),
+            None => doc["history"] = json!([entry]),
+        }
+        let img = self
+            .host
+            .commit(parent.as_deref(), doc, change, &mut *self.out)?;
+        (self.out)(&format!(" ---> {}\n", short_id(&img.id)));
+        s.doc = img.config.clone();
+        s.image = Some(img);
+        Ok(())
+    }
+
+    /// An earlier stage (by name or index) or an image, for `COPY --from`.
+    pub(super) fn copy_source(&self, name: &str) -> Result<Image, BuildError> {
+        let lower = name.to_ascii_lowercase();
+        let stage = match name.parse::<usize>() {
+            Ok(n) => self.stages.get(n),
+            Err(_) => self
+                .stages
+                .iter()
+                .find(|(n, _)| n.as_deref() == Some(lower.as_str())),
+        };
+        match stage {
+            Some((_, Some(img))) => Ok(img.clone()),
+            Some((_, None)) => Err(BuildError::Invalid(format!(
+                "stage {name} has no filesystem (FROM scratch with no steps)"
+            ))),
+            None => self.host.image(name),
+        }
+    }
+}
+
+/// `["/bin/sh","-c","#(nop) TEXT"]`: the classic builder's metadata key.
+pub(super) fn nop(s: &Stage, text: &str) -> Vec<String> {
+    let mut v = shell_of(s);
+    v.push(format!("#(nop) {text}"));
+    v
+}
+
+fn shell_of(s: &Stage) -> Vec<String> {
+    s.doc["config"]["Shell"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+fn set_env(s: &mut Stage, k: &str, v: &str) {
+    let mut env = env_list(&s.doc);
+    let entry = format!("{k}={v}");
+    match env
+        .iter()
+        .position(|e| e.split_once('=').map(|x| x.0).unwrap_or(e) == k)
+    {
+        Some(p) => env[p] = entry,
+        None => env.push(entry),
+    }
+    s.cfg().insert("Env".into(), json!(env));
+}
+
+/// The config document of `FROM scratch`.
+fn scratch_doc() -> Value {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    json!({
+        "architecture": arch, "os": "linux",
+        "config": {"Env": [DEFAULT_PATH]},
+        "rootfs": {"type": "layers", "diff_ids": []},
+        "history": [],
+    })
+}
+
+/// `ARG a b=1`: names and expanded defaults.
+fn parse_arg(
+    i: &Instruction,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    esc: char,
+) -> Result<Vec<(String, Option<String>)>, BuildError> {
+    let mut out = Vec::new();
+    for w in parser::raw_words(&i.text(), esc) {
+        let (k, v) = match w.split_once('=') {
+            Some((k, v)) => (
+                k.to_string(),
+                Some(process_word(v, lookup, esc).map_err(BuildError::Invalid)?),
+            ),
+            None => (w.clone(), None),
+        };
+        if k.is_empty() {
+            return Err(BuildError::Invalid("ARG names can not be blank".into()));
+        }
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+/// `80`, `80/udp`, `8000-8002/tcp` → Docker's port keys.
+fn port_key(w: &str) -> Result<String, BuildError> {
+    let (port, proto) = w.split_once('/').unwrap_or((w, "tcp"));
+    let proto = proto.to_ascii_lowercase();
+    let ok_num = |p: &str| p.parse::<u16>().is_ok();
+    let ok = match port.split_once('-') {
+        Some((a, b)) => ok_num(a) && ok_num(b),
+        None => ok_num(port),
+    };
+    if !ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(BuildError::Invalid(format!("Invalid containerPort: {w}")));
+    }
+    Ok(format!("{port}/{proto}"))
+}
+
+fn valid_signal(s: &str) -> bool {
+    s.parse::<u8>().is_ok_and(|n| n > 0 && n < 65) || {
+        let u = s.to_ascii_uppercase();
+        let name = u.strip_prefix("SIG").unwrap_or(&u);
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-')
+    }
+}
+
+/// Lexically clean an absolute path.
+pub(super) fn clean_path(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
+/// HEALTHCHECK [--interval=...] CMD ... | NONE → Docker's Healthcheck.
+fn healthcheck(i: &Instruction) -> Result<Value, BuildError> {
+    i.check_flags(&[
+        "interval",
+        "timeout",
+        "start-period",
+        "start-interval",
+        "retries",
+    ])?;
+    let text = i.text();
+    let text = text.trim();
+    let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let test = match word.to_ascii_uppercase().as_str() {
+        "NONE" if rest.trim().is_empty() => return Ok(json!({"Test": ["NONE"]})),
+        "CMD" => match serde_json::from_str::<Vec<String>>(rest.trim()) {
+            Ok(v) if rest.trim().starts_with('[') => {
+                let mut t = vec!["CMD".to_string()];
+                t.extend(v);
+                t
+            }
+            _ if rest.trim().is_empty() => {
+                return Err(BuildError::Invalid(
+                    "Missing command after HEALTHCHECK CMD".into(),
+                ))
+            }
+            _ => vec!["CMD-SHELL".to_string(), rest.trim().to_string()],
+        },
+        _ => {
+            return Err(BuildError::Invalid(format!(
+                "Unknown type {word:?} in HEALTHCHECK (try CMD)"
+            )))
+        }
+    };
+    let mut hc = json!({"Test": test});
+    for (flag, key) in [
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start-period", "StartPeriod"),
+        ("start-interval", "StartInterval"),
+    ] {
+        if let Some(v) = i.flag(flag) {
+            hc[key] = json!(duration_ns(v).ok_or_else(|| BuildError::Invalid(format!(
+                "invalid --{flag} {v:?}: use a duration like 30s"
+            )))?);
+        }
+    }
+    if let Some(r) = i.flag("retries") {
+        hc["Retries"] = json!(r
+            .parse::<i64>()
+            .map_err(|_| BuildError::Invalid(format!("invalid --retries {r:?}")))?);
+    }
+    Ok(hc)
+}
+
+/// Go duration (`1m30s`, `500ms`, `2h`) in nanoseconds.
+fn duration_ns(s: &str) -> Option<i64> {
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() || c == '.' {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        while let Some(&n) = chars.peek() {
+            if n.is_ascii_alphabetic() {
+                unit.push(n);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let n: f64 = num.parse().ok()?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        any = true;
+    }
+    if !num.is_empty() || !any {
+        return None;
+    }
+    Some(total as i64)
+}
+
+/// Attach the instruction's line to an error that lacks one.
+fn at_line(e: BuildError, line: usize) -> BuildError {
+    match e {
+        BuildError::Step { .. } | BuildError::Parse(_) => e,
+        other => BuildError::Step {
+            line,
+            message: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;
