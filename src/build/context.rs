@@ -216,7 +216,7 @@ impl Context {
                 format!("{}/{sub}", src.rel)
             };
             if self.ignore.ignored(&ctx_rel) {
-                if entry.file_type().is_dir() {
+                if entry.file_type().is_dir() && !self.ignore.has_exceptions() {
                     it.skip_current_dir();
                 }
                 continue;

@@ -268,6 +268,8 @@ fn write_one_file(path: &Path, name: &str, data: &[u8], mode: u32) -> Result<(),
     let mut h = tar::Header::new_gnu();
     h.set_size(data.len() as u64);
     h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
     h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
     tar.append_data(&mut h, name, data).map_err(host_err)?;
     tar.finish().map_err(host_err)

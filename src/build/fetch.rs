@@ -35,11 +35,9 @@ pub fn download(url: &str) -> Result<Download, BuildError> {
         let mut s = TcpStream::connect_timeout(&sock, TIMEOUT).map_err(|e| fail(e.to_string()))?;
         s.set_read_timeout(Some(TIMEOUT))
             .map_err(|e| fail(e.to_string()))?;
-        write!(
-            s,
-            "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: amber\r\n\r\n"
-        )
-        .map_err(|e| fail(e.to_string()))?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: amber\r\n\r\n");
+        s.write_all(request.as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
         let mut r = BufReader::new(s);
         let mut status = String::new();
         r.read_line(&mut status).map_err(|e| fail(e.to_string()))?;

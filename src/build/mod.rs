@@ -12,6 +12,7 @@ mod copy;
 mod executor;
 pub mod fetch;
 pub mod ignore;
+mod instructions;
 pub mod parser;
 pub mod shell;
 

@@ -199,6 +199,9 @@ fn stdin_context(
         let mut h = tar::Header::new_gnu();
         h.set_size(data.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         tar.append_data(&mut h, "Dockerfile", &data[..])?;
         tar.into_inner()?
     };
@@ -248,6 +251,9 @@ fn write_context(dir: &Path, extra: Option<Vec<u8>>, out: impl Write) -> anyhow:
         let mut h = tar::Header::new_gnu();
         h.set_size(text.len() as u64);
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
         tar.append_data(&mut h, EXTRA_DOCKERFILE, &text[..])?;
     }
     tar.into_inner()?.flush()?;
