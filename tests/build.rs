@@ -585,9 +585,14 @@ fn onbuild_healthcheck_user_volume_and_heredoc() {
     );
     let child = context(&[(
         "Dockerfile",
-        "FROM obase:1\nUSER root\nRUN <<EOF\necho from heredoc > /heredoc\nid -u >> /heredoc\nEOF\nCMD cat /heredoc /tmp/triggered\n",
+        "FROM obase:1\nUSER root\nRUN <<EOF\necho from heredoc > /heredoc\nid -u >> /heredoc\nEOF\n\
+         COPY <<EOF /etc/greeting\nhello $USER\nEOF\nRUN cat <<-END >> /heredoc\n\tindented\n\tEND\n\
+         CMD cat /heredoc /tmp/triggered /etc/greeting\n",
     )]);
     let out = build_ok(&d, child.path(), &["-t", "ochild:1"]);
     assert!(out.contains("# Executing 1 build trigger"), "{out}");
-    assert_eq!(d.ok(&["run", "--rm", "ochild:1"]), "from heredoc\n0\n");
+    assert_eq!(
+        d.ok(&["run", "--rm", "ochild:1"]),
+        "from heredoc\n0\nindented\nhello $USER\n"
+    );
 }

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use super::context::Context;
-use super::instructions::{healthcheck, parse_arg, port_key, quote, valid_signal};
-use super::parser::{self, name_values, Args, Instruction};
+use super::instructions::{parse_arg, quote};
+use super::parser::{self, Args, Instruction};
 use super::shell::{process_word, process_words};
 use super::{short_id, BuildError, BuildHost, Change, Image, Output, RunSpec};
 
@@ -389,171 +389,33 @@ impl<'a> Builder<'a> {
     }
 
     fn dispatch(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        let lookup = |k: &str| s.lookup(k);
-        let esc = self.escape;
+        // COPY, ADD and HEALTHCHECK check their own flags; the rest take none
+        // (BuildKit's `RUN --mount` and friends are not classic-builder syntax).
+        if !matches!(i.keyword.as_str(), "COPY" | "ADD" | "HEALTHCHECK") {
+            i.check_flags(&[])?;
+        }
         match i.keyword.as_str() {
-            "ARG" => {
-                let parsed = parse_arg(i, &lookup, esc)?;
-                for (k, default) in parsed {
-                    let global = self
-                        .meta_args
-                        .iter()
-                        .rev()
-                        .find(|(n, _)| *n == k)
-                        .and_then(|(_, v)| v.clone());
-                    let v = self.opts.build_args.get(&k).cloned().or(default).or(global);
-                    if self.opts.build_args.contains_key(&k) && !self.used_args.contains(&k) {
-                        self.used_args.push(k.clone());
-                    }
-                    s.args.push((k, v));
-                }
-                // Args change no config: nothing to commit (RUN keys carry them).
-                if let Some(img) = &s.image {
-                    (self.out)(&format!(" ---> {}\n", short_id(&img.id)));
-                }
-                Ok(())
-            }
-            "ENV" | "LABEL" => {
-                let pairs = name_values(&i.keyword, &i.text(), esc, i.line)?;
-                let mut done = Vec::new();
-                for (k, v) in pairs {
-                    let k = process_word(&k, &lookup, esc).map_err(BuildError::Invalid)?;
-                    let v = process_word(&v, &lookup, esc).map_err(BuildError::Invalid)?;
-                    done.push((k, v));
-                }
-                let text = done
-                    .iter()
-                    .map(|(k, v)| {
-                        if i.keyword == "ENV" {
-                            format!("{k}={v}")
-                        } else {
-                            format!("{}={}", quote(k), quote(v))
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                for (k, v) in done {
-                    if i.keyword == "ENV" {
-                        set_env(s, &k, &v);
-                    } else {
-                        let cfg = s.cfg();
-                        if !cfg.get("Labels").is_some_and(Value::is_object) {
-                            cfg.insert("Labels".into(), json!({}));
-                        }
-                        cfg["Labels"][k] = json!(v);
-                    }
-                }
-                self.commit_config(s, &format!("{} {text}", i.keyword))
-            }
-            "MAINTAINER" => {
-                let m = i.text();
-                s.doc["author"] = json!(m);
-                self.commit_config(s, &format!("MAINTAINER {m}"))
-            }
-            "CMD" | "ENTRYPOINT" => {
-                let argv = self.command_form(s, i);
-                let key = if i.keyword == "CMD" {
-                    "Cmd"
-                } else {
-                    "Entrypoint"
-                };
-                s.cfg().insert(key.into(), json!(argv));
-                if i.keyword == "CMD" {
-                    s.cmd_set = true;
-                } else if !s.cmd_set {
-                    s.cfg().insert("Cmd".into(), Value::Null);
-                }
-                self.commit_config(s, &format!("{} {}", i.keyword, json!(argv)))
-            }
-            "EXPOSE" => {
-                let words = process_words(&i.text(), &lookup, esc).map_err(BuildError::Invalid)?;
-                let mut ports = Vec::new();
-                for w in words {
-                    ports.push(port_key(&w)?);
-                }
-                let cfg = s.cfg();
-                if !cfg.get("ExposedPorts").is_some_and(Value::is_object) {
-                    cfg.insert("ExposedPorts".into(), json!({}));
-                }
-                for p in &ports {
-                    cfg["ExposedPorts"][p] = json!({});
-                }
-                self.commit_config(s, &format!("EXPOSE {}", ports.join(" ")))
-            }
-            "VOLUME" => {
-                let vols = match &i.args {
-                    Args::Json(v) => v
-                        .iter()
-                        .map(|w| process_word(w, &lookup, esc))
-                        .collect::<Result<Vec<_>, _>>(),
-                    Args::Text(t) => process_words(t, &lookup, esc),
-                }
-                .map_err(BuildError::Invalid)?;
-                if vols.iter().any(|v| v.trim().is_empty()) || vols.is_empty() {
-                    return Err(BuildError::Invalid(
-                        "VOLUME specified can not be an empty string".into(),
-                    ));
-                }
-                let cfg = s.cfg();
-                if !cfg.get("Volumes").is_some_and(Value::is_object) {
-                    cfg.insert("Volumes".into(), json!({}));
-                }
-                for v in &vols {
-                    cfg["Volumes"][v] = json!({});
-                }
-                self.commit_config(s, &format!("VOLUME {}", json!(vols)))
-            }
-            "USER" | "STOPSIGNAL" => {
-                let v = process_word(i.text().trim(), &lookup, esc).map_err(BuildError::Invalid)?;
-                if i.keyword == "STOPSIGNAL" && !valid_signal(&v) {
-                    return Err(BuildError::Invalid(format!("Invalid signal: {v}")));
-                }
-                let key = if i.keyword == "USER" {
-                    "User"
-                } else {
-                    "StopSignal"
-                };
-                s.cfg().insert(key.into(), json!(v));
-                self.commit_config(s, &format!("{} {v}", i.keyword))
-            }
-            "SHELL" => match &i.args {
-                Args::Json(v) if !v.is_empty() => {
-                    s.cfg().insert("Shell".into(), json!(v));
-                    self.commit_config(s, &format!("SHELL {}", json!(v)))
-                }
-                _ => Err(BuildError::Invalid(
-                    "SHELL requires the arguments to be in JSON form".into(),
-                )),
-            },
+            "ARG" => self.arg(s, i),
+            "ENV" | "LABEL" => self.env_or_label(s, i),
+            "MAINTAINER" => self.maintainer(s, i),
+            "CMD" | "ENTRYPOINT" => self.cmd_or_entrypoint(s, i),
+            "EXPOSE" => self.expose(s, i),
+            "VOLUME" => self.volume(s, i),
+            "USER" | "STOPSIGNAL" => self.user_or_stopsignal(s, i),
+            "SHELL" => self.shell(s, i),
+            "HEALTHCHECK" => self.healthcheck(s, i),
+            "ONBUILD" => self.onbuild(s, i),
             "WORKDIR" => self.workdir(s, i),
             "RUN" => self.run_step(s, i),
             "COPY" | "ADD" => self.copy_step(s, i),
-            "HEALTHCHECK" => {
-                let hc = healthcheck(i)?;
-                s.cfg().insert("Healthcheck".into(), hc.clone());
-                self.commit_config(s, &format!("HEALTHCHECK {hc}"))
-            }
-            "ONBUILD" => {
-                let t = parser::parse_instruction(&i.text(), i.line, esc)?;
-                if matches!(t.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                    return Err(BuildError::Invalid(format!(
-                        "{} isn't allowed as an ONBUILD trigger",
-                        t.keyword
-                    )));
-                }
-                let text = t.original.clone();
-                let cfg = s.cfg();
-                let mut list = cfg
-                    .get("OnBuild")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                list.push(json!(text));
-                cfg.insert("OnBuild".into(), json!(list));
-                self.commit_config(s, &format!("ONBUILD {text}"))
-            }
             other => Err(BuildError::Invalid(format!("unknown instruction: {other}"))),
         }
+    }
+
+    /// A metadata-only step.
+    pub(super) fn commit_config(&mut self, s: &mut Stage, text: &str) -> Result<(), BuildError> {
+        let cmd = nop(s, text);
+        self.commit(s, &cmd, Change::Config)
     }
 
     /// Exec form as is; shell form through SHELL (default `/bin/sh -c`).
@@ -628,12 +490,6 @@ impl<'a> Builder<'a> {
             user: s.doc["config"]["User"].as_str().unwrap_or("").to_string(),
         };
         self.commit(s, &probe_cmd, Change::Run(&spec))
-    }
-
-    /// A metadata-only step.
-    fn commit_config(&mut self, s: &mut Stage, text: &str) -> Result<(), BuildError> {
-        let cmd = nop(s, text);
-        self.commit(s, &cmd, Change::Config)
     }
 
     /// Probe the cache with `probe_cmd`; on a miss, make the step's image.
@@ -715,7 +571,7 @@ fn shell_of(s: &Stage) -> Vec<String> {
         .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
-fn set_env(s: &mut Stage, k: &str, v: &str) {
+pub(super) fn set_env(s: &mut Stage, k: &str, v: &str) {
     let mut env = env_list(&s.doc);
     let entry = format!("{k}={v}");
     match env

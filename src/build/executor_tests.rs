@@ -278,6 +278,10 @@ fn errors_carry_line_numbers() {
             "line 1: FROM requires either one or three arguments",
         ),
         ("FROM scratch\n", "No image was generated"),
+        (
+            "FROM base\nRUN --mount=type=cache,target=/x true\n",
+            "line 2: unknown flag: mount",
+        ),
     ];
     for (df, want) in cases {
         let (r, _) = run(&h, df, BuildOptions::default());

@@ -13,6 +13,7 @@ mod executor;
 pub mod fetch;
 pub mod ignore;
 mod instructions;
+mod metadata;
 pub mod parser;
 pub mod shell;
 

@@ -63,9 +63,18 @@ impl Engine {
 /// Unpack the client's context: regular files, directories, symlinks and
 /// hard links only, each kept inside `dir` by the tar crate's checks.
 fn unpack_context<R: Read + Send + 'static>(input: R, dir: &Path) -> Result<(), BuildError> {
-    let bad = |e: std::io::Error| BuildError::Context(format!("invalid build context: {e}"));
-    let (_, reader) = archive::decompress(input)
+    let (_, mut reader) = archive::decompress(input)
         .map_err(|e| BuildError::Context(format!("invalid build context: {e}")))?;
+    let unpacked = unpack_entries(&mut reader, dir);
+    // Read the body to its end (the tar's padding after the end marker):
+    // a server that answers with request bytes unread resets the connection
+    // and the client loses the answer.
+    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+    unpacked
+}
+
+fn unpack_entries(reader: &mut dyn Read, dir: &Path) -> Result<(), BuildError> {
+    let bad = |e: std::io::Error| BuildError::Context(format!("invalid build context: {e}"));
     let mut ar = tar::Archive::new(reader);
     ar.set_preserve_permissions(true);
     ar.set_preserve_mtime(true);
