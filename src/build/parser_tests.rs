@@ -141,3 +141,61 @@ fn crlf_and_bom() {
     let df = parse("\u{feff}FROM a\r\nRUN x \\\r\n  y\r\n").unwrap();
     assert_eq!(df.instructions[1].args, Args::Text("x   y".into()));
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn word() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_][a-zA-Z0-9_./=-]{0,7}"
+    }
+
+    fn keyword() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec!["RUN", "ENV", "LABEL", "WORKDIR", "USER", "EXPOSE"]),
+            any::<bool>(),
+        )
+            .prop_map(|(k, lower)| if lower { k.to_lowercase() } else { k.to_string() })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        /// Instructions split over continuation lines (with comments and
+        /// blank lines inside) parse back to the same words.
+        #[test]
+        fn continuations_round_trip(
+            lines in prop::collection::vec((keyword(), prop::collection::vec(word(), 1..5), any::<u8>()), 1..8)
+        ) {
+            let mut text = String::from("FROM base\n");
+            let mut want = Vec::new();
+            let mut line = 2;
+            for (k, words, split) in &lines {
+                want.push((k.to_uppercase(), words.join(" "), line));
+                text.push_str(k);
+                for (n, w) in words.iter().enumerate() {
+                    text.push(' ');
+                    text.push_str(w);
+                    if split & (1 << (n % 8)) != 0 && n + 1 < words.len() {
+                        text.push_str(" \\\n# inside\n\n");
+                        line += 3;
+                    }
+                }
+                text.push('\n');
+                line += 1;
+            }
+            let df = parse(&text).unwrap();
+            prop_assert_eq!(df.instructions.len(), lines.len() + 1);
+            for (ins, (k, args, l)) in df.instructions[1..].iter().zip(want) {
+                prop_assert_eq!(&ins.keyword, &k);
+                prop_assert_eq!(ins.line, l);
+                let got: Vec<String> = ins.text().split_whitespace().map(str::to_string).collect();
+                let want: Vec<String> = args.split_whitespace().map(str::to_string).collect();
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+}

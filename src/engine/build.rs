@@ -306,11 +306,8 @@ impl BuildHost for Host<'_> {
     fn cached(&self, parent: Option<&str>, probe: &Value) -> Result<Option<Image>, BuildError> {
         let parent = self.parent_or_scratch(parent)?;
         let store = &self.engine.store;
-        for rec in store.list_images().map_err(host_err)? {
-            if rec.parent.as_ref() != Some(&parent) {
-                continue;
-            }
-            let Ok(raw) = store.image_config(&rec.id) else {
+        for id in store.children(&parent).map_err(host_err)? {
+            let Ok(raw) = store.image_config(&id) else {
                 continue;
             };
             let Ok(config) = serde_json::from_slice::<Value>(&raw) else {
@@ -318,7 +315,7 @@ impl BuildHost for Host<'_> {
             };
             if &config["container_config"] == probe {
                 return Ok(Some(Image {
-                    id: rec.id.to_string(),
+                    id: id.to_string(),
                     config,
                 }));
             }
