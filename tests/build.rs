@@ -586,13 +586,53 @@ fn onbuild_healthcheck_user_volume_and_heredoc() {
     let child = context(&[(
         "Dockerfile",
         "FROM obase:1\nUSER root\nRUN <<EOF\necho from heredoc > /heredoc\nid -u >> /heredoc\nEOF\n\
-         COPY <<EOF /etc/greeting\nhello $USER\nEOF\nRUN cat <<-END >> /heredoc\n\tindented\n\tEND\n\
-         CMD cat /heredoc /tmp/triggered /etc/greeting\n",
+         ENV WHO=world\nCOPY <<EOF /etc/greeting\nhello $WHO\nEOF\nCOPY <<'EOF' /etc/raw\n$WHO\nEOF\n\
+         RUN cat <<-END >> /heredoc\n\tindented\n\tEND\nCMD cat /heredoc /tmp/triggered /etc/greeting /etc/raw\n",
     )]);
     let out = build_ok(&d, child.path(), &["-t", "ochild:1"]);
     assert!(out.contains("# Executing 1 build trigger"), "{out}");
     assert_eq!(
         d.ok(&["run", "--rm", "ochild:1"]),
-        "from heredoc\n0\nindented\nhello $USER\n"
+        "from heredoc\n0\nindented\nhello world\n$WHO\n"
+    );
+}
+
+#[test]
+fn scratch_image_and_dockerfile_outside_the_context() {
+    let d = setup();
+    let ctx = context(&[("hello.txt", "hi from scratch\n"), ("link-to-hello", "")]);
+    std::fs::remove_file(ctx.path().join("link-to-hello")).unwrap();
+    std::os::unix::fs::symlink("hello.txt", ctx.path().join("link-to-hello")).unwrap();
+    let elsewhere = context(&[(
+        "scratch.Dockerfile",
+        "FROM scratch\nCOPY --from=bb /bin/busybox /bin/busybox\nCOPY link-to-hello /\n\
+         ENTRYPOINT [\"/bin/busybox\"]\nCMD [\"cat\", \"/link-to-hello\"]\n",
+    )]);
+    let df = elsewhere.path().join("scratch.Dockerfile");
+    let out = build_ok(
+        &d,
+        ctx.path(),
+        &["-t", "scratchy:1", "-f", df.to_str().unwrap()],
+    );
+    assert!(out.contains("Step 1/5 : FROM scratch"), "{out}");
+    assert_eq!(d.ok(&["run", "--rm", "scratchy:1"]), "hi from scratch\n");
+    let layers = d.ok(&["inspect", "-f", "{{len .RootFS.Layers}}", "scratchy:1"]);
+    assert_eq!(layers.trim(), "2");
+    // Cached the second time, scratch included.
+    let again = build_ok(&d, ctx.path(), &["-f", df.to_str().unwrap()]);
+    assert_eq!(again.matches("Using cache").count(), 4, "{again}");
+    // A Dockerfile inside the context by another name; a missing one.
+    std::fs::write(ctx.path().join("other.df"), "FROM bb\nCMD echo other\n").unwrap();
+    let other = ctx.path().join("other.df");
+    build_ok(
+        &d,
+        ctx.path(),
+        &["-t", "other:1", "-f", other.to_str().unwrap()],
+    );
+    assert_eq!(d.ok(&["run", "--rm", "other:1"]), "other\n");
+    let (_, err) = build_fails(&d, ctx.path(), &[]);
+    assert!(
+        err.contains("Cannot locate specified Dockerfile: Dockerfile"),
+        "{err}"
     );
 }

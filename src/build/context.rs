@@ -63,7 +63,9 @@ impl Context {
     /// Read a file of the context (the Dockerfile), never through a symlink
     /// leaving it.
     pub fn read(&self, rel: &str) -> Result<String, BuildError> {
-        let src = self.resolve(rel)?;
+        let src = self.resolve(rel).map_err(|_| {
+            BuildError::Context(format!("Cannot locate specified Dockerfile: {rel}"))
+        })?;
         fs::read_to_string(&src.path).map_err(|e| {
             BuildError::Context(format!("cannot read {rel} in the build context: {e}"))
         })

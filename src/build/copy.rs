@@ -13,7 +13,7 @@ use super::context::Owner;
 use super::executor::{clean_path, nop, Builder, Stage};
 use super::fetch::{self, Packing};
 use super::parser::{Args, Instruction};
-use super::shell::{process_word, process_words};
+use super::shell::{expand_heredoc, process_word, process_words};
 use super::{BuildError, Change};
 use crate::archive::copy::{self as cp, go_mode, CopyOptions};
 use crate::archive::ArchiveError;
@@ -135,7 +135,7 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     fn gather(
         &mut self,
-        _s: &Stage,
+        s: &Stage,
         i: &Instruction,
         src: &str,
         dest: &str,
@@ -153,9 +153,15 @@ impl Builder<'_> {
                 .iter()
                 .find(|h| h.name == n.trim_start_matches('-'))
         }) {
+            let content = if h.quoted {
+                h.content.clone()
+            } else {
+                let lookup = |k: &str| s.lookup(k);
+                expand_heredoc(&h.content, &lookup, self.escape).map_err(BuildError::Invalid)?
+            };
             digest.update(b"heredoc\0");
-            digest.update(h.content.as_bytes());
-            write_one_file(&tar_path, &h.name, h.content.as_bytes(), 0o644)?;
+            digest.update(content.as_bytes());
+            write_one_file(&tar_path, &h.name, content.as_bytes(), 0o644)?;
             items.push(Item::Tar {
                 path: tar_path,
                 is_dir: false,
@@ -228,6 +234,9 @@ impl Builder<'_> {
             let mut tar = tar::Builder::new(std::io::BufWriter::new(f));
             let name = if source.is_dir {
                 String::new()
+            } else if !super::context::has_glob(src) {
+                // The name as written, not a symlink's target's.
+                base_name(src)
             } else {
                 base_name(&source.rel)
             };

@@ -155,7 +155,13 @@ mod props {
             prop::sample::select(vec!["RUN", "ENV", "LABEL", "WORKDIR", "USER", "EXPOSE"]),
             any::<bool>(),
         )
-            .prop_map(|(k, lower)| if lower { k.to_lowercase() } else { k.to_string() })
+            .prop_map(|(k, lower)| {
+                if lower {
+                    k.to_lowercase()
+                } else {
+                    k.to_string()
+                }
+            })
     }
 
     proptest! {

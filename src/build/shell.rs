@@ -27,6 +27,30 @@ pub fn process_words(
     lx.run(None, true)
 }
 
+/// Expand the variables of a heredoc body (an unquoted delimiter): `$V`
+/// and `${V...}` forms, the escape character before `$` or itself; quotes
+/// and everything else are kept as written.
+pub fn expand_heredoc(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    escape: char,
+) -> Result<String, String> {
+    let mut lx = Lexer::new(text, lookup, escape);
+    let mut out = String::new();
+    while let Some(c) = lx.next() {
+        match c {
+            '$' => out.push_str(&lx.dollar()?),
+            c if c == escape && matches!(lx.peek(), Some(n) if n == '$' || n == escape) => {
+                if let Some(n) = lx.next() {
+                    out.push(n);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 struct Lexer<'a> {
     chars: Vec<char>,
     pos: usize,
@@ -267,6 +291,12 @@ mod tests {
         assert!(process_word("${A", &env, '\\').is_err());
         assert!(process_word("'open", &env, '\\').is_err());
         assert!(process_word("${A:=x}", &env, '\\').is_err());
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let got = expand_heredoc("a=$A '${A}' \\$A \"q\"\n", &env, '\\').unwrap();
+        assert_eq!(got, "a=a 'a' $A \"q\"\n");
     }
 
     #[test]
