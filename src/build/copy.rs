@@ -4,7 +4,7 @@
 //! (every path resolved inside that root).
 
 use std::fs::File;
-use std::io::{Cursor, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
@@ -13,10 +13,10 @@ use super::context::Owner;
 use super::executor::{clean_path, nop, Builder, Stage};
 use super::fetch::{self, Packing};
 use super::parser::{Args, Instruction};
+use super::rootfs::{ensure_dir, is_dir_in, resolve_owner};
 use super::shell::{expand_heredoc, process_word, process_words};
 use super::{BuildError, Change};
-use crate::archive::copy::{self as cp, go_mode, CopyOptions};
-use crate::archive::ArchiveError;
+use crate::archive::copy::{self as cp, CopyOptions};
 
 /// Bytes read to tell an archive from a plain file.
 const SNIFF: usize = 4096;
@@ -39,18 +39,91 @@ fn host_err(e: impl std::fmt::Display) -> BuildError {
     BuildError::Host(e.to_string())
 }
 
+/// Where and how a COPY/ADD writes.
+struct Target {
+    /// Absolute, cleaned destination.
+    dest: String,
+    /// The destination was written as a directory (`/` at the end).
+    dir_syntax: bool,
+    /// `--chown`, resolved in the container at apply time.
+    chown: Option<String>,
+    /// `--chmod`.
+    chmod: Option<u32>,
+}
+
+/// The sources gathered so far, and the digest of what they hold.
+struct Gathered {
+    items: Vec<Item>,
+    digest: Sha256,
+}
+
+impl Gathered {
+    fn push_tar(&mut self, path: PathBuf, is_dir: bool, strip_first: bool) {
+        self.items.push(Item::Tar {
+            path,
+            is_dir,
+            strip_first,
+        });
+    }
+}
+
 impl Builder<'_> {
     /// `COPY`/`ADD [--from=] [--chown=] [--chmod=] SRC... DEST`.
     pub(super) fn copy_step(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        let add = i.keyword == "ADD";
-        if add {
+        let (target, srcs) = self.copy_args(s, i)?;
+        let mut g = Gathered {
+            items: Vec::new(),
+            digest: Sha256::new(),
+        };
+        for src in &srcs {
+            self.gather(s, i, src, &target, &mut g)?;
+        }
+        if g.items.len() > 1 && !target.dir_syntax {
+            return Err(BuildError::Invalid(format!(
+                "When using {} with more than one source file, the destination must be a directory and end with a /",
+                i.keyword
+            )));
+        }
+        let mut flags = String::new();
+        for f in ["from", "chown", "chmod"] {
+            if let Some(v) = i.flag(f) {
+                flags.push_str(&format!("--{f}={v} "));
+            }
+        }
+        let text = format!(
+            "{} {flags}sha256:{} in {}",
+            i.keyword,
+            hex::encode(g.digest.finalize()),
+            target.dest
+        );
+        let work = self.opts.work_dir.clone();
+        let items = g.items;
+        let mut apply = move |root: &Path| -> Result<(), BuildError> {
+            let owner = target
+                .chown
+                .as_deref()
+                .map(|c| resolve_owner(root, c))
+                .transpose()?;
+            for (n, item) in items.iter().enumerate() {
+                let scratch = work.join(format!("final-{n}.tar"));
+                apply_item(root, item, &target, owner, &scratch)?;
+            }
+            Ok(())
+        };
+        let key = nop(s, &text);
+        self.commit(s, &key, Change::Files(&mut apply))
+    }
+
+    /// Flags and words of COPY/ADD, expanded: the target and the sources.
+    fn copy_args(&self, s: &Stage, i: &Instruction) -> Result<(Target, Vec<String>), BuildError> {
+        if i.keyword == "ADD" {
             i.check_flags(&["chown", "chmod", "link"])?;
         } else {
             i.check_flags(&["from", "chown", "chmod", "link"])?;
         }
         let esc = self.escape;
         let lookup = |k: &str| s.lookup(k);
-        let words = match &i.args {
+        let mut words = match &i.args {
             Args::Json(v) => v
                 .iter()
                 .map(|w| process_word(w, &lookup, esc))
@@ -58,19 +131,18 @@ impl Builder<'_> {
             Args::Text(t) => process_words(t, &lookup, esc),
         }
         .map_err(BuildError::Invalid)?;
-        let Some((dest_raw, srcs)) = words.split_last().filter(|(_, s)| !s.is_empty()) else {
-            return Err(BuildError::Invalid(format!(
-                "{} requires at least two arguments, but only one was provided. Destination could not be determined.",
-                i.keyword
-            )));
+        let dest_raw = match words.pop() {
+            Some(d) if !words.is_empty() => d,
+            _ => {
+                return Err(BuildError::Invalid(format!(
+                    "{} requires at least two arguments, but only one was provided. Destination could not be determined.",
+                    i.keyword
+                )))
+            }
         };
-        let workdir = s.doc["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("/")
-            .to_string();
-        let dir_syntax = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        let workdir = s.doc["config"]["WorkingDir"].as_str().unwrap_or("/");
         let dest = if dest_raw.starts_with('/') {
-            clean_path(dest_raw)
+            clean_path(&dest_raw)
         } else {
             clean_path(&format!("{workdir}/{dest_raw}"))
         };
@@ -86,139 +158,95 @@ impl Builder<'_> {
                     .map_err(|_| BuildError::Invalid(format!("invalid --chmod {m:?}: use octal")))
             })
             .transpose()?;
-        let mut digest = Sha256::new();
-        let mut items = Vec::new();
-        for src in srcs {
-            self.gather(s, i, src, &dest, dir_syntax, &mut digest, &mut items)?;
-        }
-        if items.len() > 1 && !dir_syntax {
-            return Err(BuildError::Invalid(format!(
-                "When using {} with more than one source file, the destination must be a directory and end with a /",
-                i.keyword
-            )));
-        }
-        let mut flags = String::new();
-        for f in ["from", "chown", "chmod"] {
-            if let Some(v) = i.flag(f) {
-                flags.push_str(&format!("--{f}={v} "));
-            }
-        }
-        let text = format!(
-            "{} {flags}sha256:{} in {dest}",
-            i.keyword,
-            hex::encode(digest.finalize())
-        );
-        let work = self.opts.work_dir.clone();
-        let mut apply = move |root: &Path| -> Result<(), BuildError> {
-            let owner = chown
-                .as_deref()
-                .map(|c| resolve_owner(root, c))
-                .transpose()?;
-            for (n, item) in items.iter().enumerate() {
-                apply_item(
-                    root,
-                    item,
-                    &dest,
-                    dir_syntax,
-                    owner,
-                    chmod,
-                    &work.join(format!("final-{n}.tar")),
-                )?;
-            }
-            Ok(())
+        let target = Target {
+            dest,
+            dir_syntax: dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".",
+            chown,
+            chmod,
         };
-        let key = nop(s, &text);
-        self.commit(s, &key, Change::Files(&mut apply))
+        Ok((target, words))
     }
 
     /// Turn one source word into items, feeding the digest.
-    #[allow(clippy::too_many_arguments)]
     fn gather(
         &mut self,
         s: &Stage,
         i: &Instruction,
         src: &str,
-        dest: &str,
-        dir_syntax: bool,
-        digest: &mut Sha256,
-        items: &mut Vec<Item>,
+        target: &Target,
+        g: &mut Gathered,
     ) -> Result<(), BuildError> {
-        let add = i.keyword == "ADD";
         let tar_path = self
             .opts
             .work_dir
-            .join(format!("src-{}-{}.tar", i.line, items.len()));
-        if let Some(h) = src.strip_prefix("<<").and_then(|n| {
+            .join(format!("src-{}-{}.tar", i.line, g.items.len()));
+        let heredoc = src.strip_prefix("<<").and_then(|n| {
             i.heredocs
                 .iter()
                 .find(|h| h.name == n.trim_start_matches('-'))
-        }) {
+        });
+        if let Some(h) = heredoc {
             let content = if h.quoted {
                 h.content.clone()
             } else {
                 let lookup = |k: &str| s.lookup(k);
                 expand_heredoc(&h.content, &lookup, self.escape).map_err(BuildError::Invalid)?
             };
-            digest.update(b"heredoc\0");
-            digest.update(content.as_bytes());
+            g.digest.update(b"heredoc\0");
+            g.digest.update(content.as_bytes());
             write_one_file(&tar_path, &h.name, content.as_bytes(), 0o644)?;
-            items.push(Item::Tar {
-                path: tar_path,
-                is_dir: false,
-                strip_first: false,
-            });
+            g.push_tar(tar_path, false, false);
             return Ok(());
         }
         if let Some(from) = i.flag("from") {
-            let img = self.copy_source(from)?;
-            let path = if src.starts_with('/') {
-                src.to_string()
-            } else {
-                format!("/{src}")
-            };
-            let mut f = File::create(&tar_path)
-                .map_err(|e| host_err(format!("cannot create {}: {e}", tar_path.display())))?;
-            self.host.export(&img.id, &path, &mut f)?;
-            digest.update(format!("from\0{}\0{path}\0", img.id).as_bytes());
-            let is_dir = first_entry_is_dir(&tar_path)?;
-            items.push(Item::Tar {
-                path: tar_path,
-                is_dir,
-                strip_first: true,
-            });
-            return Ok(());
+            return self.gather_from(from, src, tar_path, g);
         }
         if fetch::is_url(src) {
-            if !add {
+            if i.keyword != "ADD" {
                 return Err(BuildError::Invalid("source can't be a URL for COPY".into()));
             }
-            let d = fetch::download(src)?;
-            digest.update(b"url\0");
-            digest.update(&d.data);
-            let name = if dir_syntax || d.name.is_empty() {
-                if d.name.is_empty() {
-                    return Err(BuildError::Fetch(format!(
-                        "cannot determine a file name from {src}: give a destination file"
-                    )));
-                }
-                d.name.clone()
-            } else {
-                base_name(dest)
-            };
-            write_one_file(&tar_path, &name, &d.data, 0o600)?;
-            items.push(Item::Tar {
-                path: tar_path,
-                is_dir: false,
-                strip_first: false,
-            });
-            return Ok(());
+            return gather_url(src, target, tar_path, g);
         }
+        self.gather_context(i, src, g)
+    }
+
+    /// `COPY --from=`: the path exported from the stage's or image's files.
+    fn gather_from(
+        &mut self,
+        from: &str,
+        src: &str,
+        tar_path: PathBuf,
+        g: &mut Gathered,
+    ) -> Result<(), BuildError> {
+        let img = self.copy_source(from)?;
+        let path = if src.starts_with('/') {
+            src.to_string()
+        } else {
+            format!("/{src}")
+        };
+        let mut f = File::create(&tar_path)
+            .map_err(|e| host_err(format!("cannot create {}: {e}", tar_path.display())))?;
+        self.host.export(&img.id, &path, &mut f)?;
+        g.digest
+            .update(format!("from\0{}\0{path}\0", img.id).as_bytes());
+        let is_dir = first_entry_is_dir(&tar_path)?;
+        g.push_tar(tar_path, is_dir, true);
+        Ok(())
+    }
+
+    /// Context sources (globs expanded); ADD's local archives stay whole.
+    fn gather_context(
+        &mut self,
+        i: &Instruction,
+        src: &str,
+        g: &mut Gathered,
+    ) -> Result<(), BuildError> {
         for (n, source) in self.ctx.sources(src)?.into_iter().enumerate() {
-            if add && !source.is_dir {
+            if i.keyword == "ADD" && !source.is_dir {
                 if let Some(packing) = archive_packing(&source.path)? {
-                    digest.update(b"archive\0");
-                    hash_file(&source.path, digest)?;
-                    items.push(Item::Archive {
+                    g.digest.update(b"archive\0");
+                    hash_file(&source.path, &mut g.digest)?;
+                    g.items.push(Item::Archive {
                         path: source.path,
                         packing,
                     });
@@ -228,7 +256,7 @@ impl Builder<'_> {
             let path = self
                 .opts
                 .work_dir
-                .join(format!("src-{}-{}-{n}.tar", i.line, items.len()));
+                .join(format!("src-{}-{}-{n}.tar", i.line, g.items.len()));
             let f = File::create(&path)
                 .map_err(|e| host_err(format!("cannot create {}: {e}", path.display())))?;
             let mut tar = tar::Builder::new(std::io::BufWriter::new(f));
@@ -241,18 +269,38 @@ impl Builder<'_> {
                 base_name(&source.rel)
             };
             self.ctx
-                .append(&mut tar, digest, &source, &name, Owner::default())?;
+                .append(&mut tar, &mut g.digest, &source, &name, Owner::default())?;
             tar.into_inner()
                 .and_then(|mut w| w.flush())
                 .map_err(host_err)?;
-            items.push(Item::Tar {
-                path,
-                is_dir: source.is_dir,
-                strip_first: false,
-            });
+            g.push_tar(path, source.is_dir, false);
         }
         Ok(())
     }
+}
+
+/// `ADD http://...`: downloaded, named after the URL (or the destination).
+fn gather_url(
+    src: &str,
+    target: &Target,
+    tar_path: PathBuf,
+    g: &mut Gathered,
+) -> Result<(), BuildError> {
+    let d = fetch::download(src)?;
+    g.digest.update(b"url\0");
+    g.digest.update(&d.data);
+    let name = if !target.dir_syntax {
+        base_name(&target.dest)
+    } else if d.name.is_empty() {
+        return Err(BuildError::Fetch(format!(
+            "cannot determine a file name from {src}: give a destination file"
+        )));
+    } else {
+        d.name.clone()
+    };
+    write_one_file(&tar_path, &name, &d.data, 0o600)?;
+    g.push_tar(tar_path, false, false);
+    Ok(())
 }
 
 fn base_name(p: &str) -> String {
@@ -324,16 +372,15 @@ fn first_entry_is_dir(path: &Path) -> Result<bool, BuildError> {
 fn apply_item(
     root: &Path,
     item: &Item,
-    dest: &str,
-    dir_syntax: bool,
+    target: &Target,
     owner: Option<Owner>,
-    chmod: Option<u32>,
     scratch: &Path,
 ) -> Result<(), BuildError> {
     let opts = CopyOptions {
         no_overwrite_dir_non_dir: false,
         copy_uid_gid: true,
     };
+    let dest = target.dest.as_str();
     match item {
         Item::Archive { path, packing } => {
             ensure_dir(root, dest, owner.unwrap_or_default())?;
@@ -345,15 +392,22 @@ fn apply_item(
             is_dir,
             strip_first,
         } => {
-            let (target, rename) = if *is_dir || dir_syntax || is_dir_in(root, dest)? {
+            let (into, rename) = if *is_dir || target.dir_syntax || is_dir_in(root, dest)? {
                 (dest.to_string(), None)
             } else {
                 (parent_of(dest), Some(base_name(dest)))
             };
-            ensure_dir(root, &target, owner.unwrap_or_default())?;
-            retar(path, scratch, *strip_first, rename.as_deref(), owner, chmod)?;
+            ensure_dir(root, &into, owner.unwrap_or_default())?;
+            retar(
+                path,
+                scratch,
+                *strip_first,
+                rename.as_deref(),
+                owner,
+                target.chmod,
+            )?;
             let f = File::open(scratch).map_err(host_err)?;
-            let r = cp::extract_tar_into(root, &target, f, &opts).map_err(host_err);
+            let r = cp::extract_tar_into(root, &into, f, &opts).map_err(host_err);
             let _ = std::fs::remove_file(scratch);
             r
         }
@@ -428,153 +482,9 @@ fn retar(
     b.into_inner().and_then(|mut w| w.flush()).map_err(host_err)
 }
 
-/// Whether `path` is a directory in the container (symlinks followed).
-fn is_dir_in(root: &Path, path: &str) -> Result<bool, BuildError> {
-    Ok(stat_dir(root, path)? == Some(true))
-}
-
-/// Some(is_dir) when `path` exists in the container.
-fn stat_dir(root: &Path, path: &str) -> Result<Option<bool>, BuildError> {
-    let mut p = path.to_string();
-    for _ in 0..40 {
-        match cp::stat_path(root, &p) {
-            Ok(st)
-                if st.mode & go_mode::SYMLINK != 0
-                    && !st.link_target.is_empty()
-                    && st.link_target != p =>
-            {
-                p = st.link_target.clone();
-            }
-            Ok(st) => return Ok(Some(st.mode & go_mode::DIR != 0)),
-            Err(ArchiveError::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(host_err(e)),
-        }
-    }
-    Err(BuildError::Invalid(format!("too many symlinks at {path}")))
-}
-
-/// `mkdir -p` inside the container root, new directories owned by `owner`.
-pub(super) fn ensure_dir(root: &Path, dir: &str, owner: Owner) -> Result<(), BuildError> {
-    let parts: Vec<&str> = dir
-        .split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .collect();
-    let mut existing = 0;
-    for n in 1..=parts.len() {
-        let p = format!("/{}", parts[..n].join("/"));
-        match stat_dir(root, &p)? {
-            Some(true) => existing = n,
-            Some(false) => {
-                return Err(BuildError::Invalid(format!(
-                    "cannot create directory {dir}: {p} is not a directory"
-                )))
-            }
-            None => break,
-        }
-    }
-    if existing == parts.len() {
-        return Ok(());
-    }
-    let base = format!("/{}", parts[..existing].join("/"));
-    let mut tar = tar::Builder::new(Vec::new());
-    for n in existing + 1..=parts.len() {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Directory);
-        h.set_mode(0o755);
-        h.set_uid(owner.uid);
-        h.set_gid(owner.gid);
-        h.set_size(0);
-        h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
-        tar.append_data(
-            &mut h,
-            format!("{}/", parts[existing..n].join("/")),
-            std::io::empty(),
-        )
-        .map_err(host_err)?;
-    }
-    let data = tar.into_inner().map_err(host_err)?;
-    let opts = CopyOptions {
-        no_overwrite_dir_non_dir: false,
-        copy_uid_gid: true,
-    };
-    cp::extract_tar_into(root, &base, Cursor::new(data), &opts).map_err(host_err)
-}
-
-/// `--chown=user[:group]`, names looked up in the container's
-/// `/etc/passwd` and `/etc/group` (read inside its root).
-fn resolve_owner(root: &Path, spec: &str) -> Result<Owner, BuildError> {
-    let (u, g) = match spec.split_once(':') {
-        Some((u, g)) => (u, Some(g)),
-        None => (spec, None),
-    };
-    let (uid, primary) = match u.parse::<u64>() {
-        Ok(n) => (n, None),
-        Err(_) => {
-            let passwd = read_in_root(root, "/etc/passwd")?;
-            let f = find_entry(&passwd, u).ok_or_else(|| {
-                BuildError::Invalid(format!(
-                    "unable to find user {u}: no matching entries in passwd file"
-                ))
-            })?;
-            (f.0, Some(f.1))
-        }
-    };
-    let gid = match g {
-        None => primary.unwrap_or(uid),
-        Some(g) => match g.parse::<u64>() {
-            Ok(n) => n,
-            Err(_) => {
-                let group = read_in_root(root, "/etc/group")?;
-                find_entry(&group, g)
-                    .ok_or_else(|| {
-                        BuildError::Invalid(format!(
-                            "unable to find group {g}: no matching entries in group file"
-                        ))
-                    })?
-                    .0
-            }
-        },
-    };
-    Ok(Owner { uid, gid })
-}
-
-/// (field 3, field 4) of the line whose first field is `name`.
-fn find_entry(file: &str, name: &str) -> Option<(u64, u64)> {
-    file.lines().find_map(|l| {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.first() != Some(&name) || f.len() < 3 {
-            return None;
-        }
-        let id = f[2].parse().ok()?;
-        let second = f.get(3).and_then(|x| x.parse().ok()).unwrap_or(id);
-        Some((id, second))
-    })
-}
-
-fn read_in_root(root: &Path, path: &str) -> Result<String, BuildError> {
-    let mut buf = Vec::new();
-    if cp::write_tar_of(root, path, &mut buf).is_err() {
-        return Ok(String::new());
-    }
-    let mut ar = tar::Archive::new(&buf[..]);
-    let mut text = String::new();
-    if let Some(Ok(mut e)) = ar.entries().map_err(host_err)?.next() {
-        let _ = e.read_to_string(&mut text);
-    }
-    Ok(text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwd_lookup() {
-        let p = "root:x:0:0:root:/root:/bin/sh\ntester:x:1000:1001::/home:/bin/sh\n";
-        assert_eq!(find_entry(p, "tester"), Some((1000, 1001)));
-        assert_eq!(find_entry(p, "nobody"), None);
-        assert_eq!(find_entry("wheel:x:10:tester\n", "wheel"), Some((10, 10)));
-    }
 
     #[test]
     fn paths() {

@@ -445,7 +445,7 @@ impl<'a> Builder<'a> {
         s.cfg().insert("WorkingDir".into(), json!(dir));
         let d = dir.clone();
         let mut mk = move |root: &std::path::Path| {
-            super::copy::ensure_dir(root, &d, super::context::Owner::default())
+            super::rootfs::ensure_dir(root, &d, super::context::Owner::default())
         };
         self.commit(
             s,

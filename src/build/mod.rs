@@ -15,6 +15,7 @@ pub mod ignore;
 mod instructions;
 mod metadata;
 pub mod parser;
+mod rootfs;
 pub mod shell;
 
 pub use executor::{build, BuildOptions};
