@@ -271,6 +271,10 @@ fn rebuild_uses_the_cache_and_a_change_invalidates_from_its_step() {
     // --no-cache rebuilds everything.
     let out = build_ok(&d, ctx.path(), &["--no-cache"]);
     assert!(!out.contains("Using cache"), "{out}");
+    // The store is consistent: layers moved in by rename, no leftovers.
+    d.assert_check_clean();
+    assert!(d.entries("tmp").is_empty(), "{:?}", d.entries("tmp"));
+    assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
 }
 
 #[test]
@@ -377,6 +381,7 @@ fn bad_dockerfiles_fail_with_one_line_and_the_line_number() {
     assert!(!out.contains("never"), "{out}");
     assert!(d.amber(&["inspect", "bad:1"]).status.code() != Some(0));
     assert_eq!(d.ok(&["ps", "-aq"]).trim(), "");
+    d.assert_check_clean();
     // An undeclared build arg is a warning, as Docker does.
     let ctx = context(&[("Dockerfile", "FROM bb\nRUN true\n")]);
     let out = build_ok(&d, ctx.path(), &["--build-arg", "NOPE=1"]);
@@ -635,4 +640,44 @@ fn scratch_image_and_dockerfile_outside_the_context() {
         err.contains("Cannot locate specified Dockerfile: Dockerfile"),
         "{err}"
     );
+}
+
+#[test]
+fn a_client_going_away_cancels_the_build() {
+    let d = setup();
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN echo started; sleep 60\nRUN echo never\n",
+    )]);
+    let mut child = Command::new(amber_bin())
+        .args(["-H", &d.host(), "build", "-t", "cancelled:1"])
+        .arg(ctx.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("started") {
+        let n = out.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "build ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.ok(&["ps", "-aq"]).trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the RUN container outlived the client"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.log().contains("the build was cancelled"));
+    assert!(d.amber(&["inspect", "cancelled:1"]).status.code() != Some(0));
 }

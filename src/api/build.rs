@@ -43,17 +43,25 @@ pub async fn build(
         no_cache: q.flag("nocache"),
         labels: json_map(q.get("labels"), "labels")?,
         work_dir: Default::default(),
+        cancel: Default::default(),
     };
     let quiet = q.flag("q");
     let reader = SyncIoBridge::new(StreamReader::new(
         body.into_data_stream().map_err(std::io::Error::other),
     ));
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_BUFFER);
+    // A client that goes away (its answer body dropped) cancels the build.
+    let cancel = opts.cancel.clone();
+    let watch_tx = tx.clone();
+    let watcher = tokio::spawn(async move {
+        watch_tx.closed().await;
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     tokio::task::spawn_blocking(move || {
         let send = |v: serde_json::Value| {
             let mut line = v.to_string().into_bytes();
             line.extend_from_slice(b"\r\n");
-            // A client that went away stops nothing: the build finishes.
+            // A client that went away: the watcher cancels the build.
             let _ = tx.blocking_send(line);
         };
         let mut out = |text: &str| {
@@ -74,6 +82,8 @@ pub async fn build(
                 send(json!({"errorDetail": {"message": msg}, "error": msg}));
             }
         }
+        // Drops the watcher's sender, so the answer can end.
+        watcher.abort();
     });
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub labels: BTreeMap<String, String>,
     /// A private scratch directory for the build's temporary files.
     pub work_dir: PathBuf,
+    /// Set to stop the build (between steps, and a running RUN).
+    pub cancel: super::Cancel,
 }
 
 /// One stage in progress.
@@ -255,6 +257,9 @@ impl<'a> Builder<'a> {
     fn run(&mut self, ins: &[Instruction]) -> Result<String, BuildError> {
         let mut stage: Option<Stage> = None;
         for i in ins {
+            if super::cancelled(&self.opts.cancel) {
+                return Err(BuildError::Cancelled);
+            }
             self.step += 1;
             (self.out)(&format!(
                 "Step {}/{} : {}\n",
@@ -488,6 +493,7 @@ impl<'a> Builder<'a> {
                 .unwrap_or("")
                 .to_string(),
             user: s.doc["config"]["User"].as_str().unwrap_or("").to_string(),
+            cancel: self.opts.cancel.clone(),
         };
         self.commit(s, &probe_cmd, Change::Run(&spec))
     }
@@ -617,7 +623,7 @@ pub(super) fn clean_path(p: &str) -> String {
 /// Attach the instruction's line to an error that lacks one.
 fn at_line(e: BuildError, line: usize) -> BuildError {
     match e {
-        BuildError::Step { .. } | BuildError::Parse(_) => e,
+        BuildError::Step { .. } | BuildError::Parse(_) | BuildError::Cancelled => e,
         other => BuildError::Step {
             line,
             message: other.to_string(),

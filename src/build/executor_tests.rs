@@ -312,3 +312,14 @@ fn labels_option_and_durations() {
     assert_eq!(port_key("8000-8002").unwrap(), "8000-8002/tcp");
     assert_eq!(clean_path("/a/./b/../c/"), "/a/c");
 }
+
+#[test]
+fn cancelled_before_a_step() {
+    let h = Fake::default();
+    let opts = BuildOptions::default();
+    opts.cancel
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (r, text) = run(&h, "FROM base\nENV A=1\n", opts);
+    assert!(matches!(r, Err(BuildError::Cancelled)), "{r:?}");
+    assert!(!text.contains("Step"), "{text}");
+}

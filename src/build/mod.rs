@@ -60,6 +60,9 @@ pub enum BuildError {
     /// The engine refused or failed.
     #[error("{0}")]
     Host(String),
+    /// The client went away.
+    #[error("the build was cancelled")]
+    Cancelled,
 }
 
 impl From<ParseError> for BuildError {
@@ -90,6 +93,16 @@ pub struct RunSpec {
     pub workdir: String,
     /// User.
     pub user: String,
+    /// Set when the build is cancelled: the process is killed.
+    pub cancel: Cancel,
+}
+
+/// A build's cancellation flag (the client went away).
+pub type Cancel = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+/// Whether `c` was set.
+pub fn cancelled(c: &Cancel) -> bool {
+    c.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// What a step does to the filesystem.

@@ -23,6 +23,8 @@ use crate::types::{Digest, Reference};
 
 /// How often a RUN step's log is read while it runs.
 const RUN_POLL: Duration = Duration::from_millis(25);
+/// How long a cancelled RUN's container gets to die after SIGKILL.
+const CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// Files the runtime creates as bind-mount targets; empty ones are not the
 /// step's changes.
 const MOUNT_TARGETS: &[&str] = &["etc/hostname", "etc/hosts", "etc/resolv.conf"];
@@ -167,6 +169,11 @@ impl Host<'_> {
             }
             if st.status != Status::Running && st.status != Status::Paused {
                 break st;
+            }
+            if build::cancelled(&spec.cancel) {
+                let _ = runtime::kill(&dir, runtime::Signal::SIGKILL);
+                let _ = runtime::wait(&dir, CANCEL_WAIT);
+                return Err(BuildError::Cancelled);
             }
         };
         for rec in cursor.read_new().map_err(host_err)? {
@@ -365,6 +372,7 @@ impl BuildHost for Host<'_> {
                     env: Vec::new(),
                     workdir: String::new(),
                     user: String::new(),
+                    cancel: Default::default(),
                 };
                 let id = self.container(&parent, &spec)?;
                 let result = self
@@ -383,6 +391,7 @@ impl BuildHost for Host<'_> {
             env: Vec::new(),
             workdir: String::new(),
             user: String::new(),
+            cancel: Default::default(),
         };
         let id = self.container(&parent, &spec)?;
         let result = self.with_root(&id, &parent, &mut |root| {
