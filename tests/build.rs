@@ -324,6 +324,18 @@ fn docker_build_against_amber() {
         d.ok(&["inspect", "-f", "{{.Id}}", "viaamber:1"]),
         d.ok(&["inspect", "-f", "{{.Id}}", "viadocker:1"])
     );
+    // A Dockerfile outside the context (docker adds it to the tar).
+    let outside = context(&[("Dockerfile.other", "FROM bb\nCMD echo outside\n")]);
+    let f = outside.path().join("Dockerfile.other");
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_HOST", d.host())
+        .env("DOCKER_BUILDKIT", "0")
+        .env("DOCKER_CONFIG", d.dir.path().join("docker-config"))
+        .args(["build", "-t", "outside:1", "-f", f.to_str().unwrap(), c])
+        .stdin(Stdio::null());
+    let out = cmd.output().expect("docker CLI");
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(d.ok(&["run", "--rm", "outside:1"]), "outside\n");
     // Quiet mode prints only the ID.
     let out = build_ok(&d, ctx.path(), &["-q", "--build-arg", "GREETING=hello"]);
     assert_eq!(

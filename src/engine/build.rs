@@ -67,7 +67,12 @@ impl Engine {
 fn unpack_context<R: Read + Send + 'static>(input: R, dir: &Path) -> Result<(), BuildError> {
     let (_, mut reader) = archive::decompress(input)
         .map_err(|e| BuildError::Context(format!("invalid build context: {e}")))?;
-    let unpacked = unpack_entries(&mut reader, dir);
+    let mut padded = PadAtEof {
+        inner: &mut reader,
+        read: 0,
+        pad: None,
+    };
+    let unpacked = unpack_entries(&mut padded, dir);
     // Read the body to its end (the tar's padding after the end marker):
     // a server that answers with request bytes unread resets the connection
     // and the client loses the answer.
@@ -90,6 +95,37 @@ fn unpack_entries(reader: &mut dyn Read, dir: &Path) -> Result<(), BuildError> {
         entry.unpack_in(dir).map_err(bad)?;
     }
     Ok(())
+}
+
+/// The docker CLI (28) sends a context whose last entry lacks its padding
+/// and the end-of-archive blocks (its tar rewriter never closes the
+/// writer); dockerd accepts it. At EOF this completes the last 512-byte
+/// block with zeros and adds the two zero blocks, nothing more: a stream cut
+/// inside an entry's data still fails.
+struct PadAtEof<'a> {
+    inner: &'a mut dyn Read,
+    read: u64,
+    pad: Option<usize>,
+}
+
+impl Read for PadAtEof<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                self.read += n as u64;
+                return Ok(n);
+            }
+            let partial = (self.read % 512) as usize;
+            let fill = if partial == 0 { 0 } else { 512 - partial };
+            self.pad = Some(fill + 1024);
+        }
+        let left = self.pad.unwrap_or(0);
+        let n = left.min(buf.len());
+        buf[..n].fill(0);
+        self.pad = Some(left - n);
+        Ok(n)
+    }
 }
 
 /// The engine as a build sees it.
@@ -413,5 +449,42 @@ impl BuildHost for Host<'_> {
             .tag(image, &r.to_string())
             .map(|_| ())
             .map_err(host_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            b.append_data(&mut h, name, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn context_without_its_end_blocks_unpacks() {
+        let full = tar_of(&[
+            ("Dockerfile", b"FROM x\n"),
+            ("a", b"47 bytes......................................."),
+        ]);
+        // As docker 28 sends it: the last entry's data, no padding, no end.
+        let cut = full[..512 + 512 + 512 + 47].to_vec();
+        let dir = tempfile::tempdir().unwrap();
+        unpack_context(std::io::Cursor::new(cut), dir.path()).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a")).unwrap().len(), 47);
+        // Cut inside an entry's data by more than a block: refused.
+        let big = tar_of(&[("big", &[7u8; 4096])]);
+        let dir = tempfile::tempdir().unwrap();
+        let e = unpack_context(std::io::Cursor::new(big[..512 + 1000].to_vec()), dir.path());
+        assert!(e.is_err());
     }
 }
