@@ -319,7 +319,7 @@ fn docker_build_against_amber() {
         ctx.path(),
         &["-t", "viaamber:1", "--build-arg", "GREETING=hello"],
     );
-    assert_eq!(again.matches("Using cache").count(), 3, "{again}");
+    assert_eq!(again.matches("Using cache").count(), 4, "{again}");
     assert_eq!(
         d.ok(&["inspect", "-f", "{{.Id}}", "viaamber:1"]),
         d.ok(&["inspect", "-f", "{{.Id}}", "viadocker:1"])

@@ -9,7 +9,7 @@ use super::executor::{set_env, Builder, Stage};
 use super::instructions::{healthcheck, parse_arg, port_key, quote, valid_signal};
 use super::parser::{self, name_values, Args, Instruction};
 use super::shell::{process_word, process_words};
-use super::{short_id, BuildError};
+use super::BuildError;
 
 /// Make `cfg[key]` an object and return it.
 fn object<'a>(s: &'a mut Stage, key: &str) -> &'a mut serde_json::Map<String, Value> {
@@ -29,6 +29,7 @@ impl Builder<'_> {
     pub(super) fn arg(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
         let lookup = |k: &str| s.lookup(k);
         let parsed = parse_arg(i, &lookup, self.escape)?;
+        let mut text = Vec::new();
         for (k, default) in parsed {
             let global = self
                 .meta_args
@@ -40,13 +41,14 @@ impl Builder<'_> {
             if self.opts.build_args.contains_key(&k) && !self.used_args.contains(&k) {
                 self.used_args.push(k.clone());
             }
+            text.push(match &v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            });
             s.args.push((k, v));
         }
-        // Args change no config: nothing to commit (RUN cache keys carry them).
-        if let Some(img) = &s.image {
-            (self.out)(&format!(" ---> {}\n", short_id(&img.id)));
-        }
-        Ok(())
+        // A config-only step as Docker's (its values are in the cache key).
+        self.commit_config(s, &format!("ARG {}", text.join(" ")))
     }
 
     /// `ENV`/`LABEL` in both forms; values see the variables of before
