@@ -485,6 +485,17 @@ impl<'a> Builder<'a> {
         probe_cmd.extend(argv.iter().cloned());
         let mut env = env_list(&s.doc);
         env.extend(args);
+        // Proxy args reach RUN undeclared, and stay out of the cache key
+        // and the image, as Docker's.
+        for (k, v) in &self.opts.build_args {
+            let declared = s.args.iter().any(|(n, _)| n == k);
+            let set = env
+                .iter()
+                .any(|e| e.split_once('=').map(|x| x.0) == Some(k.as_str()));
+            if PREDEFINED_ARGS.contains(&k.as_str()) && !declared && !set {
+                env.push(format!("{k}={v}"));
+            }
+        }
         let spec = RunSpec {
             argv,
             env,

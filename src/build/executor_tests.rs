@@ -171,6 +171,10 @@ fn run_forms_args_and_env() {
     let mut args = BTreeMap::new();
     args.insert("V".to_string(), "9".to_string());
     args.insert("UNUSED".to_string(), "1".to_string());
+    args.insert(
+        "http_proxy".to_string(),
+        "http://127.0.0.1:3128".to_string(),
+    );
     let (r, text) = run(
         &h,
         df,
@@ -188,6 +192,11 @@ fn run_forms_args_and_env() {
         runs[0].env.contains(&"W=env".to_string()) && !runs[0].env.contains(&"W=w".to_string())
     );
     assert_eq!(runs[1].argv, vec!["echo", "x"]);
+    // A proxy arg reaches RUN without an ARG, and no warning names it.
+    assert!(runs[1]
+        .env
+        .contains(&"http_proxy=http://127.0.0.1:3128".to_string()));
+    assert!(!text.contains("http_proxy]"), "{text}");
     assert!(
         text.contains("[Warning] One or more build-args [UNUSED] were not consumed"),
         "{text}"

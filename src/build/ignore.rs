@@ -104,17 +104,47 @@ pub fn glob(pattern: &str, name: &str) -> bool {
     glob_at(&p, &n)
 }
 
+/// Iterative wildcard match: on a mismatch, only the last `*` is retried
+/// one character further, so hostile patterns (`*a*a*a*...b`) stay linear
+/// per star instead of exponential.
 fn glob_at(p: &[char], n: &[char]) -> bool {
-    match p.first() {
-        None => n.is_empty(),
-        Some('*') => (0..=n.len()).any(|i| glob_at(&p[1..], &n[i..])),
-        Some('?') => !n.is_empty() && glob_at(&p[1..], &n[1..]),
-        Some('[') => match (class(&p[1..], n.first().copied()), n.is_empty()) {
-            (Some((true, used)), false) => glob_at(&p[1 + used..], &n[1..]),
-            _ => false,
+    let (mut pi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if let Some(used) = step(p, pi, n[ni]) {
+            if used == 0 {
+                star = Some((pi, ni));
+                pi += 1;
+            } else {
+                pi += used;
+                ni += 1;
+            }
+            continue;
+        }
+        match star {
+            Some((sp, sn)) => {
+                pi = sp + 1;
+                ni = sn + 1;
+                star = Some((sp, sn + 1));
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Whether pattern position `pi` matches `c`: Some(pattern chars used), 0
+/// for a `*`; None for a mismatch.
+fn step(p: &[char], pi: usize, c: char) -> Option<usize> {
+    match p.get(pi)? {
+        '*' => Some(0),
+        '?' => Some(1),
+        '[' => match class(&p[pi + 1..], Some(c)) {
+            Some((true, used)) => Some(1 + used),
+            _ => None,
         },
-        Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && glob_at(&p[2..], &n[1..]),
-        Some(c) => n.first() == Some(c) && glob_at(&p[1..], &n[1..]),
+        '\\' if pi + 1 < p.len() => (p[pi + 1] == c).then_some(2),
+        x => (*x == c).then_some(1),
     }
 }
 
@@ -198,5 +228,12 @@ mod tests {
         assert!(!glob("a\\*", "ab"));
         assert!(!glob("[ab", "a"));
         assert!(glob("?", "x") && !glob("?", ""));
+        assert!(glob("a*b*c", "aXXbYYc") && !glob("a*b*c", "aXXbYY"));
+        assert!(glob("*", "") && glob("**", "x") && !glob("x*", ""));
+        // Linear, not exponential, on a hostile pattern.
+        let t = std::time::Instant::now();
+        assert!(!glob(&"*a".repeat(30), &"a".repeat(29)));
+        assert!(!glob(&format!("{}b", "*a".repeat(30)), &"a".repeat(60)));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 }

@@ -307,4 +307,20 @@ mod tests {
         assert_eq!(process_word("c:\\dir", &env, '`').unwrap(), "c:\\dir");
         assert_eq!(process_word("`$A", &env, '`').unwrap(), "$A");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,80}") {
+            let _ = process_words(&text, &env, '\\');
+            let _ = process_word(&text, &env, '`');
+            let _ = expand_heredoc(&text, &env, '\\');
+        }
+
+        /// Plain words without special characters come back as they were.
+        #[test]
+        fn plain_words_round_trip(words in proptest::collection::vec("[a-zA-Z0-9_./:-]{1,10}", 0..6)) {
+            let got = process_words(&words.join(" "), &env, '\\').unwrap();
+            proptest::prop_assert_eq!(got, words);
+        }
+    }
 }
