@@ -693,3 +693,37 @@ fn a_client_going_away_cancels_the_build() {
     assert!(d.log().contains("the build was cancelled"));
     assert!(d.amber(&["inspect", "cancelled:1"]).status.code() != Some(0));
 }
+
+/// `amber build ARGS` with `input` on stdin.
+fn build_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(amber_bin())
+        .args(["-H", &d.host(), "build"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn dockerfile_on_stdin() {
+    let d = setup();
+    // No context: `build -` with a Dockerfile.
+    let out = build_stdin(
+        &d,
+        &["-t", "stdin:1", "-"],
+        b"FROM bb\nCMD echo from stdin\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.ok(&["run", "--rm", "stdin:1"]), "from stdin\n");
+    // A context directory and `-f -`.
+    let ctx = context(&[("data.txt", "ctx data\n")]);
+    let c = ctx.path().to_str().unwrap();
+    let df = b"FROM bb\nCOPY data.txt /\nCMD cat /data.txt\n";
+    let out = build_stdin(&d, &["-t", "stdinf:1", "-f", "-", c], df);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(d.ok(&["run", "--rm", "stdinf:1"]), "ctx data\n");
+}

@@ -29,7 +29,9 @@ impl Ignore {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            let parts = clean(p);
+            let mut parts = clean(p);
+            // `**/**` is `**`; collapsing keeps matching polynomial.
+            parts.dedup_by(|a, b| a == "**" && b == "**");
             if parts.is_empty() {
                 continue;
             }
