@@ -512,7 +512,7 @@ fn dockerignore_globs_chown_and_archives() {
         (
             "Dockerfile",
             "FROM bb\nCOPY . /ctx/\nCOPY src/*.txt /globbed/\nCOPY --chown=tester:users src/a.txt /owned\n\
-             ADD xz.tar.xz /xz/\nADD zst.tar.zst /zst/\nADD plain.tar /plain/\n",
+             ADD xz.tar.xz /xz/\nADD zst.tar.zst /zst/\nADD plain.tar /plain/\nADD notatar.gz /raw/\n",
         ),
         (".dockerignore", "*.log\nsecret/\n!secret/keep\n"),
         ("src/a.txt", "a"),
@@ -547,7 +547,22 @@ fn dockerignore_globs_chown_and_archives() {
         assert!(st.success());
         std::fs::remove_dir_all(&staging).unwrap();
     }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"plain text, compressed").unwrap();
+    std::fs::write(ctx.path().join("notatar.gz"), gz.finish().unwrap()).unwrap();
     build_ok(&d, ctx.path(), &["-t", "misc:1"]);
+    // A compressed file that is not a tar is copied as it is.
+    assert_eq!(
+        d.ok(&[
+            "run",
+            "--rm",
+            "misc:1",
+            "sh",
+            "-c",
+            "gunzip -c /raw/notatar.gz"
+        ]),
+        "plain text, compressed"
+    );
     let ls = d.ok(&[
         "run",
         "--rm",

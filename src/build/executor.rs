@@ -150,43 +150,8 @@ pub fn build(
     } else {
         opts.dockerfile.as_str()
     };
-    let text = ctx.read(name)?;
-    let df = parser::parse(&text)?;
-    let mut instructions = df.instructions;
-    let Some(first_from) = instructions.iter().position(|i| i.keyword == "FROM") else {
-        let line = instructions.first().map(|i| i.line).unwrap_or(1);
-        return Err(BuildError::Step {
-            line,
-            message: "no build stage in current context: the Dockerfile needs a FROM".into(),
-        });
-    };
-    if let Some(bad) = instructions[..first_from]
-        .iter()
-        .find(|i| i.keyword != "ARG")
-    {
-        return Err(BuildError::Step {
-            line: bad.line,
-            message: format!(
-                "{} before the first FROM: only ARG may come before FROM",
-                bad.keyword
-            ),
-        });
-    }
-    let end = stage_end(&instructions, opts.target.as_deref())?;
-    instructions.truncate(end);
-    if !opts.labels.is_empty() {
-        let text: Vec<String> = opts
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
-            .collect();
-        let line = instructions.last().map(|i| i.line).unwrap_or(1);
-        instructions.push(parser::parse_instruction(
-            &format!("LABEL {}", text.join(" ")),
-            line,
-            '\\',
-        )?);
-    }
+    let df = parser::parse(&ctx.read(name)?)?;
+    let instructions = plan(df.instructions, opts)?;
     let mut b = Builder {
         host,
         ctx,
@@ -199,26 +164,43 @@ pub fn build(
         step: 0,
         total: instructions.len(),
     };
-    // SAFETY-free lifetime juggling: `out` is only used through `b`.
     let id = b.run(&instructions)?;
-    let unused: Vec<&String> = opts
-        .build_args
-        .keys()
-        .filter(|k| !b.used_args.contains(k) && !PREDEFINED_ARGS.contains(&k.as_str()))
-        .collect();
-    if !unused.is_empty() {
-        let names: Vec<&str> = unused.iter().map(|s| s.as_str()).collect();
-        (b.out)(&format!(
-            "[Warning] One or more build-args [{}] were not consumed\n",
-            names.join(" ")
-        ));
-    }
-    (b.out)(&format!("Successfully built {}\n", short_id(&id)));
-    for t in &opts.tags {
-        host.tag(&id, t)?;
-        (b.out)(&format!("Successfully tagged {t}\n"));
-    }
+    b.finish(&id)?;
     Ok(id)
+}
+
+/// The instructions to run: checked for a FROM (only ARG before it), cut
+/// after the `--target` stage, with `--label`s as a last LABEL step.
+fn plan(mut ins: Vec<Instruction>, opts: &BuildOptions) -> Result<Vec<Instruction>, BuildError> {
+    let Some(first_from) = ins.iter().position(|i| i.keyword == "FROM") else {
+        let line = ins.first().map(|i| i.line).unwrap_or(1);
+        return Err(BuildError::Step {
+            line,
+            message: "no build stage in current context: the Dockerfile needs a FROM".into(),
+        });
+    };
+    if let Some(bad) = ins[..first_from].iter().find(|i| i.keyword != "ARG") {
+        return Err(BuildError::Step {
+            line: bad.line,
+            message: format!(
+                "{} before the first FROM: only ARG may come before FROM",
+                bad.keyword
+            ),
+        });
+    }
+    let end = stage_end(&ins, opts.target.as_deref())?;
+    ins.truncate(end);
+    if !opts.labels.is_empty() {
+        let text: Vec<String> = opts
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{}={}", quote(k), quote(v)))
+            .collect();
+        let line = ins.last().map(|i| i.line).unwrap_or(1);
+        let label = format!("LABEL {}", text.join(" "));
+        ins.push(parser::parse_instruction(&label, line, '\\')?);
+    }
+    Ok(ins)
 }
 
 /// Index just past the last instruction of the target stage (all when no
@@ -254,6 +236,29 @@ fn stage_end(ins: &[Instruction], target: Option<&str>) -> Result<usize, BuildEr
 }
 
 impl<'a> Builder<'a> {
+    /// The unused build-arg warning, `Successfully built`, the tags.
+    fn finish(&mut self, id: &str) -> Result<(), BuildError> {
+        let unused: Vec<&str> = self
+            .opts
+            .build_args
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !self.used_args.iter().any(|u| u == k) && !PREDEFINED_ARGS.contains(k))
+            .collect();
+        if !unused.is_empty() {
+            (self.out)(&format!(
+                "[Warning] One or more build-args [{}] were not consumed\n",
+                unused.join(" ")
+            ));
+        }
+        (self.out)(&format!("Successfully built {}\n", short_id(id)));
+        for t in &self.opts.tags {
+            self.host.tag(id, t)?;
+            (self.out)(&format!("Successfully tagged {t}\n"));
+        }
+        Ok(())
+    }
+
     fn run(&mut self, ins: &[Instruction]) -> Result<String, BuildError> {
         let mut stage: Option<Stage> = None;
         for i in ins {
@@ -298,6 +303,9 @@ impl<'a> Builder<'a> {
         };
         let parsed = parse_arg(i, &lookup, self.escape)?;
         for (k, default) in parsed {
+            if self.opts.build_args.contains_key(&k) && !self.used_args.contains(&k) {
+                self.used_args.push(k.clone());
+            }
             let v = self.opts.build_args.get(&k).cloned().or(default);
             self.meta_args.push((k, v));
         }

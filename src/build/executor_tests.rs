@@ -340,3 +340,24 @@ fn cancelled_before_a_step() {
     assert!(matches!(r, Err(BuildError::Cancelled)), "{r:?}");
     assert!(!text.contains("Step"), "{text}");
 }
+
+#[test]
+fn global_args_in_from() {
+    let h = Fake::default();
+    let mut args = BTreeMap::new();
+    args.insert("BASE".to_string(), "base".to_string());
+    let (r, text) = run(
+        &h,
+        "ARG BASE=nothing\nFROM ${BASE}\nARG BASE\nENV USED=$BASE\n",
+        BuildOptions {
+            build_args: args,
+            ..Default::default()
+        },
+    );
+    let c = config_of(&h, &r.unwrap());
+    assert!(c["Env"].to_string().contains("USED=base"), "{c}");
+    assert!(!text.contains("[Warning]"), "{text}");
+    // Without the build arg, the global default names the base.
+    let (r, _) = run(&h, "ARG BASE=base\nFROM $BASE\n", BuildOptions::default());
+    assert_eq!(r.unwrap(), "sha256:base");
+}
