@@ -196,7 +196,9 @@ fn multi_stage_copies_only_what_is_asked() {
     let ctx = context(&[(
         "Dockerfile",
         "FROM bb AS builder\nRUN mkdir -p /out /junk && echo artifact > /out/app && echo x > /junk/file\n\
-         FROM bb\nCOPY --from=builder /out/app /usr/bin/app\nCOPY --from=0 /out /copied/\nCMD cat /usr/bin/app\n",
+         RUN echo 1 > /out/one.bin && echo 2 > /out/two.bin && mkdir /out/dir.bin && echo 3 > /out/dir.bin/three\n\
+         FROM bb\nCOPY --from=builder /out/app /usr/bin/app\nCOPY --from=0 /out /copied/\n\
+         COPY --from=builder /out/*.bin /bins/\nCMD cat /usr/bin/app\n",
     )]);
     build_ok(&d, ctx.path(), &["-t", "multi:1"]);
     assert_eq!(d.ok(&["run", "--rm", "multi:1"]).trim(), "artifact");
@@ -204,6 +206,11 @@ fn multi_stage_copies_only_what_is_asked() {
         d.ok(&["run", "--rm", "multi:1", "cat", "/copied/app"])
             .trim(),
         "artifact"
+    );
+    // A glob in --from: files by name, a directory's contents.
+    assert_eq!(
+        d.ok(&["run", "--rm", "multi:1", "ls", "/bins"]),
+        "one.bin\nthree\ntwo.bin\n"
     );
     let out = d.amber(&["run", "--rm", "multi:1", "ls", "/junk"]);
     assert!(

@@ -224,13 +224,33 @@ impl Builder<'_> {
         } else {
             format!("/{src}")
         };
-        let mut f = File::create(&tar_path)
-            .map_err(|e| host_err(format!("cannot create {}: {e}", tar_path.display())))?;
-        self.host.export(&img.id, &path, &mut f)?;
         g.digest
             .update(format!("from\0{}\0{path}\0", img.id).as_bytes());
-        let is_dir = first_entry_is_dir(&tar_path)?;
-        g.push_tar(tar_path, is_dir, true);
+        let (parent, last) = path.rsplit_once('/').unwrap_or(("", &path));
+        if !super::context::has_glob(last) || super::context::has_glob(parent) {
+            let mut f = File::create(&tar_path)
+                .map_err(|e| host_err(format!("cannot create {}: {e}", tar_path.display())))?;
+            self.host.export(&img.id, &path, &mut f)?;
+            let is_dir = first_entry_is_dir(&tar_path)?;
+            g.push_tar(tar_path, is_dir, true);
+            return Ok(());
+        }
+        // A glob in the last component: export the parent, split by match.
+        let parent = if parent.is_empty() { "/" } else { parent };
+        let all = tar_path.with_extension("all.tar");
+        let mut f = File::create(&all)
+            .map_err(|e| host_err(format!("cannot create {}: {e}", all.display())))?;
+        self.host.export(&img.id, parent, &mut f)?;
+        let matches = split_by_glob(&all, last, &tar_path)?;
+        let _ = std::fs::remove_file(&all);
+        if matches.is_empty() {
+            return Err(BuildError::Context(format!(
+                "no source files were specified: {path} matches nothing in {from}"
+            )));
+        }
+        for (p, is_dir) in matches {
+            g.push_tar(p, is_dir, true);
+        }
         Ok(())
     }
 
@@ -357,6 +377,65 @@ fn archive_packing(path: &Path) -> Result<Option<Packing>, BuildError> {
     // A decompression error means "not an archive": copied as is.
     let _ = r.by_ref().take(512).read_to_end(&mut block);
     Ok(fetch::looks_like_tar(&block).then_some(packing))
+}
+
+/// Split a `docker cp` tar of a directory into one tar per child whose
+/// name matches `pattern` (each in `docker cp` form: under its own name).
+/// Returns (tar, is_dir) in name order.
+fn split_by_glob(
+    all: &Path,
+    pattern: &str,
+    base: &Path,
+) -> Result<Vec<(PathBuf, bool)>, BuildError> {
+    let mut ar = tar::Archive::new(File::open(all).map_err(host_err)?);
+    type Split = (tar::Builder<File>, bool, PathBuf);
+    let mut out: std::collections::BTreeMap<String, Split> = Default::default();
+    for e in ar.entries().map_err(host_err)? {
+        let mut e = e.map_err(host_err)?;
+        let raw = e.path().map_err(host_err)?.to_string_lossy().into_owned();
+        // Drop the exported directory's own name.
+        let Some((_, rel)) = raw.trim_start_matches("./").split_once('/') else {
+            continue;
+        };
+        let rel = rel.to_string();
+        let child = rel.split('/').next().unwrap_or("").to_string();
+        if child.is_empty() || !super::ignore::glob(pattern, &child) {
+            continue;
+        }
+        if !out.contains_key(&child) {
+            let p = base.with_extension(format!("{}.tar", out.len()));
+            let f = File::create(&p).map_err(host_err)?;
+            out.insert(child.clone(), (tar::Builder::new(f), false, p));
+        }
+        let Some((b, is_dir, _)) = out.get_mut(&child) else {
+            continue;
+        };
+        let mut h = e.header().clone();
+        let kind = h.entry_type();
+        if rel.trim_end_matches('/') == child && kind.is_dir() {
+            *is_dir = true;
+        }
+        if kind.is_symlink() || kind.is_hard_link() {
+            let target = e
+                .link_name()
+                .map_err(host_err)?
+                .map(|t| t.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let target = match (kind.is_hard_link(), target.split_once('/')) {
+                (true, Some((_, t))) => t.to_string(),
+                _ => target,
+            };
+            b.append_link(&mut h, &rel, &target).map_err(host_err)?;
+        } else {
+            b.append_data(&mut h, &rel, &mut e).map_err(host_err)?;
+        }
+    }
+    let mut list = Vec::new();
+    for (_, (b, is_dir, p)) in out {
+        b.into_inner().map_err(host_err)?;
+        list.push((p, is_dir));
+    }
+    Ok(list)
 }
 
 fn first_entry_is_dir(path: &Path) -> Result<bool, BuildError> {
