@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 
 use super::context::Context;
 use super::instructions::{parse_arg, quote};
-use super::parser::{self, Args, Instruction};
-use super::shell::{process_word, process_words};
-use super::{short_id, BuildError, BuildHost, Change, Image, Output, RunSpec};
+use super::parser::{self, Instruction};
+use super::shell::process_words;
+use super::{short_id, BuildError, BuildHost, Change, Image, Output};
 
 /// Args Docker lets through without an `ARG` line.
-const PREDEFINED_ARGS: &[&str] = &[
+pub(super) const PREDEFINED_ARGS: &[&str] = &[
     "HTTP_PROXY",
     "http_proxy",
     "HTTPS_PROXY",
@@ -431,92 +431,6 @@ impl<'a> Builder<'a> {
         self.commit(s, &cmd, Change::Config)
     }
 
-    /// Exec form as is; shell form through SHELL (default `/bin/sh -c`).
-    pub(super) fn command_form(&self, s: &Stage, i: &Instruction) -> Vec<String> {
-        match &i.args {
-            Args::Json(v) => v.clone(),
-            Args::Text(t) => {
-                let mut argv = shell_of(s);
-                argv.push(t.clone());
-                argv
-            }
-        }
-    }
-
-    fn workdir(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        let lookup = |k: &str| s.lookup(k);
-        let w = process_word(i.text().trim(), &lookup, self.escape).map_err(BuildError::Invalid)?;
-        let cur = s.doc["config"]["WorkingDir"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let dir = clean_path(&if w.starts_with('/') {
-            w
-        } else {
-            format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
-        });
-        s.cfg().insert("WorkingDir".into(), json!(dir));
-        let d = dir.clone();
-        let mut mk = move |root: &std::path::Path| {
-            super::rootfs::ensure_dir(root, &d, super::context::Owner::default())
-        };
-        self.commit(
-            s,
-            &nop(s, &format!("WORKDIR {dir}")),
-            Change::Files(&mut mk),
-        )
-    }
-
-    fn run_step(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        let mut argv = self.command_form(s, i);
-        if let (Some(h), Args::Text(t)) = (i.heredocs.first(), &i.args) {
-            let shell = shell_of(s);
-            argv = shell;
-            if t.trim().starts_with("<<") && i.heredocs.len() == 1 {
-                argv.push(h.content.clone());
-            } else {
-                let mut script = t.clone();
-                for h in &i.heredocs {
-                    script.push('\n');
-                    script.push_str(&h.content);
-                    script.push_str(&h.name);
-                }
-                argv.push(script);
-            }
-        }
-        let args = s.run_args();
-        let mut probe_cmd = Vec::new();
-        if !args.is_empty() {
-            probe_cmd.push(format!("|{}", args.len()));
-            probe_cmd.extend(args.iter().cloned());
-        }
-        probe_cmd.extend(argv.iter().cloned());
-        let mut env = env_list(&s.doc);
-        env.extend(args);
-        // Proxy args reach RUN undeclared, and stay out of the cache key
-        // and the image, as Docker's.
-        for (k, v) in &self.opts.build_args {
-            let declared = s.args.iter().any(|(n, _)| n == k);
-            let set = env
-                .iter()
-                .any(|e| e.split_once('=').map(|x| x.0) == Some(k.as_str()));
-            if PREDEFINED_ARGS.contains(&k.as_str()) && !declared && !set {
-                env.push(format!("{k}={v}"));
-            }
-        }
-        let spec = RunSpec {
-            argv,
-            env,
-            workdir: s.doc["config"]["WorkingDir"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            user: s.doc["config"]["User"].as_str().unwrap_or("").to_string(),
-            cancel: self.opts.cancel.clone(),
-        };
-        self.commit(s, &probe_cmd, Change::Run(&spec))
-    }
-
     /// Probe the cache with `probe_cmd`; on a miss, make the step's image.
     pub(super) fn commit(
         &mut self,
@@ -579,21 +493,9 @@ impl<'a> Builder<'a> {
 
 /// `["/bin/sh","-c","#(nop) TEXT"]`: the classic builder's metadata key.
 pub(super) fn nop(s: &Stage, text: &str) -> Vec<String> {
-    let mut v = shell_of(s);
+    let mut v = super::run::shell_of(s);
     v.push(format!("#(nop) {text}"));
     v
-}
-
-fn shell_of(s: &Stage) -> Vec<String> {
-    s.doc["config"]["Shell"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect::<Vec<_>>()
-        })
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
 }
 
 pub(super) fn set_env(s: &mut Stage, k: &str, v: &str) {

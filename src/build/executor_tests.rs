@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::build::context::Context;
 use crate::build::instructions::{duration_ns, port_key};
+use crate::build::RunSpec;
 
 /// A host that keeps images in memory and records runs.
 #[derive(Default)]

@@ -16,6 +16,7 @@ mod instructions;
 mod metadata;
 pub mod parser;
 mod rootfs;
+mod run;
 pub mod shell;
 
 pub use executor::{build, BuildOptions};
