@@ -463,14 +463,25 @@ fn hostile_context_tar_does_not_escape() {
     }
 }
 
-/// Serve `body` once per connection on 127.0.0.1 (never another address).
-fn serve(body: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+/// Serve `body` on 127.0.0.1 (never another address) to up to `count`
+/// connections, for at most 30 seconds.
+fn serve(body: Vec<u8>, count: usize) -> (u16, std::thread::JoinHandle<usize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
     let h = std::thread::spawn(move || {
-        listener.set_nonblocking(false).unwrap();
-        for s in listener.incoming().take(2) {
-            let Ok(mut s) = s else { return };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut served = 0;
+        while served < count && Instant::now() < deadline {
+            let mut s = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            served += 1;
+            s.set_nonblocking(false).unwrap();
             // Read the whole request head before answering.
             let mut head = Vec::new();
             let mut buf = [0u8; 1024];
@@ -480,10 +491,15 @@ fn serve(body: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
                     Ok(n) => head.extend_from_slice(&buf[..n]),
                 }
             }
+            if head.starts_with(b"GET /redirect ") {
+                let _ = s.write_all(b"HTTP/1.0 302 Found\r\nLocation: /files/data.gz\r\n\r\n");
+                continue;
+            }
             let head = format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body);
         }
+        served
     });
     (port, h)
 }
@@ -494,22 +510,23 @@ fn add_url_downloads_without_extracting() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(b"not extracted").unwrap();
     let body = gz.finish().unwrap();
-    let (port, server) = serve(body.clone());
+    let (port, server) = serve(body.clone(), 4);
     let ctx = context(&[(
         "Dockerfile",
-        &format!("FROM bb\nADD http://127.0.0.1:{port}/files/data.gz /dl/\nADD http://127.0.0.1:{port}/files/data.gz /named.gz\n"),
+        &format!("FROM bb\nADD http://127.0.0.1:{port}/files/data.gz /dl/\nADD http://127.0.0.1:{port}/files/data.gz /named.gz\nADD http://127.0.0.1:{port}/redirect /via-redirect.gz\n"),
     )]);
     build_ok(&d, ctx.path(), &["-t", "url:1"]);
-    server.join().unwrap();
+    assert_eq!(server.join().unwrap(), 4);
     let sum = d.ok(&[
         "run",
         "--rm",
         "url:1",
         "sh",
         "-c",
-        "ls -l /dl/data.gz /named.gz | wc -l; stat -c %a /named.gz; cat /dl/data.gz | gunzip",
+        "ls -l /dl/data.gz /named.gz | wc -l; stat -c %a /named.gz; cat /dl/data.gz | gunzip; \
+         gunzip -c /via-redirect.gz",
     ]);
-    assert_eq!(sum, "2\n600\nnot extracted");
+    assert_eq!(sum, "2\n600\nnot extractednot extracted");
 }
 
 #[test]
