@@ -25,46 +25,19 @@ pub struct Download {
 pub fn download(url: &str) -> Result<Download, BuildError> {
     let mut url = url.to_string();
     for _ in 0..MAX_REDIRECTS {
-        let (host, port, path) = split_url(&url)?;
         let fail = |why: String| BuildError::Fetch(format!("failed to download {url}: {why}"));
-        let addr = format!("{host}:{port}");
-        let sock = std::net::ToSocketAddrs::to_socket_addrs(&addr)
-            .map_err(|e| fail(e.to_string()))?
-            .next()
-            .ok_or_else(|| fail("no address".into()))?;
-        let mut s = TcpStream::connect_timeout(&sock, TIMEOUT).map_err(|e| fail(e.to_string()))?;
-        s.set_read_timeout(Some(TIMEOUT))
-            .map_err(|e| fail(e.to_string()))?;
-        let request = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: amber\r\n\r\n");
-        s.write_all(request.as_bytes())
-            .map_err(|e| fail(e.to_string()))?;
-        let mut r = BufReader::new(s);
-        let mut status = String::new();
-        r.read_line(&mut status).map_err(|e| fail(e.to_string()))?;
-        let code: u16 = status
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| fail(format!("bad status line {:?}", status.trim())))?;
-        let mut location = None;
-        loop {
-            let mut line = String::new();
-            if r.read_line(&mut line).map_err(|e| fail(e.to_string()))? == 0 {
-                break;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                if k.eq_ignore_ascii_case("location") {
-                    location = Some(v.trim().to_string());
-                }
-            }
-        }
+        let (host, port, path) = split_url(&url)?;
+        let (code, headers, mut r) =
+            request(&host, port, &path).map_err(|e| fail(e.to_string()))?;
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
         if (300..400).contains(&code) {
-            let loc =
-                location.ok_or_else(|| fail(format!("redirect {code} without a Location")))?;
+            let loc = header("location")
+                .ok_or_else(|| fail(format!("redirect {code} without a Location")))?;
             url = if loc.starts_with("http://") || loc.starts_with("https://") {
                 loc
             } else {
@@ -73,10 +46,12 @@ pub fn download(url: &str) -> Result<Download, BuildError> {
             continue;
         }
         if code != 200 {
-            return Err(fail(format!("server answered {}", status.trim())));
+            return Err(fail(format!("server answered {code}")));
         }
-        let mut data = Vec::new();
-        r.read_to_end(&mut data).map_err(|e| fail(e.to_string()))?;
+        let chunked =
+            header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let length = header("content-length").and_then(|v| v.parse::<u64>().ok());
+        let data = read_body(&mut r, chunked, length).map_err(|e| fail(e.to_string()))?;
         let name = path
             .split(['?', '#'])
             .next()
@@ -90,6 +65,84 @@ pub fn download(url: &str) -> Result<Download, BuildError> {
     Err(BuildError::Fetch(format!(
         "failed to download {url}: too many redirects"
     )))
+}
+
+type Headers = Vec<(String, String)>;
+
+/// One `GET` over HTTP/1.0: status code, headers, and the body's reader.
+fn request(
+    host: &str,
+    port: u16,
+    path: &str,
+) -> std::io::Result<(u16, Headers, BufReader<TcpStream>)> {
+    let bad = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let sock = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))?
+        .next()
+        .ok_or_else(|| bad("no address".into()))?;
+    let mut s = TcpStream::connect_timeout(&sock, TIMEOUT)?;
+    s.set_read_timeout(Some(TIMEOUT))?;
+    // One write: a server may answer (and close) after the first segment.
+    let req = format!("GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: amber\r\n\r\n");
+    s.write_all(req.as_bytes())?;
+    let mut r = BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status)?;
+    let code: u16 = status
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad(format!("bad status line {:?}", status.trim())))?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok((code, headers, r))
+}
+
+/// The body: chunked, of a Content-Length (a shorter one is an error), or
+/// to the end of the connection.
+fn read_body(r: &mut impl BufRead, chunked: bool, length: Option<u64>) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let hex = size.trim().split(';').next().unwrap_or("");
+            let n = u64::from_str_radix(hex, 16).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("bad chunk size {hex:?}"),
+                )
+            })?;
+            if n == 0 {
+                return Ok(data);
+            }
+            let got = r.by_ref().take(n).read_to_end(&mut data)?;
+            if (got as u64) < n {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            let mut crlf = String::new();
+            r.read_line(&mut crlf)?;
+        }
+    }
+    r.read_to_end(&mut data)?;
+    if length.is_some_and(|l| (data.len() as u64) < l) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "body ended after {} of {} bytes",
+                data.len(),
+                length.unwrap_or(0)
+            ),
+        ));
+    }
+    Ok(data)
 }
 
 /// Whether a source is a URL.
@@ -252,6 +305,18 @@ mod tests {
         assert_eq!(split_url("http://h").unwrap(), ("h".into(), 80, "/".into()));
         assert!(split_url("https://h/x").is_err());
         assert!(split_url("http://h:x/").is_err());
+    }
+
+    #[test]
+    fn bodies() {
+        let mut r = std::io::Cursor::new(b"4\r\nWiki\r\n5;x=1\r\npedia\r\n0\r\n\r\n".to_vec());
+        assert_eq!(read_body(&mut r, true, None).unwrap(), b"Wikipedia");
+        let mut r = std::io::Cursor::new(b"abc".to_vec());
+        assert_eq!(read_body(&mut r, false, Some(3)).unwrap(), b"abc");
+        let mut r = std::io::Cursor::new(b"abc".to_vec());
+        assert!(read_body(&mut r, false, Some(10)).is_err());
+        let mut r = std::io::Cursor::new(b"9\r\nshort".to_vec());
+        assert!(read_body(&mut r, true, None).is_err());
     }
 
     #[test]
