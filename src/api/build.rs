@@ -78,7 +78,6 @@ pub async fn build(
             }
             Err(e) => {
                 let msg = e.to_string();
-                tracing::info!(error = %msg, "build failed");
                 send(json!({"errorDetail": {"message": msg}, "error": msg}));
             }
         }

@@ -49,12 +49,17 @@ impl Engine {
         let ctx_dir = work.join("context");
         std::fs::create_dir_all(&ctx_dir)
             .map_err(|e| host_err(format!("cannot create {}: {e}", ctx_dir.display())))?;
+        tracing::info!(dockerfile = %opts.dockerfile, tags = ?opts.tags, "build started");
         let result = unpack_context(context, &ctx_dir).and_then(|()| {
             opts.work_dir = work.clone();
             let ctx = build::context::Context::open(&ctx_dir);
             let host = Host { engine: self };
             build::build(&host, &ctx, &opts, out)
         });
+        match &result {
+            Ok(id) => tracing::info!(image_id = %id, "build finished"),
+            Err(e) => tracing::info!(error = %e, "build failed"),
+        }
         if let Err(e) = std::fs::remove_dir_all(&work) {
             tracing::error!(path = %work.display(), error = %e, "failed to remove a build's work directory");
         }
