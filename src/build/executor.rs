@@ -198,7 +198,7 @@ fn plan(mut ins: Vec<Instruction>, opts: &BuildOptions) -> Result<Vec<Instructio
             .collect();
         let line = ins.last().map(|i| i.line).unwrap_or(1);
         let label = format!("LABEL {}", text.join(" "));
-        ins.push(parser::parse_instruction(&label, line, '\\')?);
+        ins.push(parser::parse_instruction(&label, line)?);
     }
     Ok(ins)
 }
@@ -395,7 +395,7 @@ impl<'a> Builder<'a> {
         ));
         s.cfg().insert("OnBuild".into(), Value::Null);
         for t in triggers {
-            let ins = parser::parse_instruction(&t, line, self.escape)?;
+            let ins = parser::parse_instruction(&t, line)?;
             self.dispatch(s, &ins)?;
         }
         Ok(())

@@ -195,7 +195,7 @@ impl Builder<'_> {
 
     /// `ONBUILD INSTRUCTION`: stored, run by builds that use this image.
     pub(super) fn onbuild(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
-        let t = parser::parse_instruction(&i.text(), i.line, self.escape)?;
+        let t = parser::parse_instruction(&i.text(), i.line)?;
         if matches!(t.keyword.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
             return Err(BuildError::Invalid(format!(
                 "{} isn't allowed as an ONBUILD trigger",

@@ -148,7 +148,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         let start = i;
         let (joined, next) = join_continuations(&lines, i, escape);
         i = next;
-        let mut ins = instruction(&joined, start + 1, escape)?;
+        let mut ins = instruction(&joined, start + 1)?;
         if HEREDOC_FORMS.contains(&ins.keyword.as_str()) {
             i = read_heredocs(&mut ins, &lines, i)?;
         }
@@ -161,8 +161,8 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
 }
 
 /// Parse the text of one instruction (also used for ONBUILD triggers).
-pub fn parse_instruction(text: &str, line: usize, escape: char) -> Result<Instruction, ParseError> {
-    instruction(text, line, escape)
+pub fn parse_instruction(text: &str, line: usize) -> Result<Instruction, ParseError> {
+    instruction(text, line)
 }
 
 /// The leading `# key=value` directives; returns the escape character and
@@ -238,7 +238,7 @@ fn join_continuations(lines: &[&str], mut i: usize, escape: char) -> (String, us
     }
 }
 
-fn instruction(text: &str, line: usize, escape: char) -> Result<Instruction, ParseError> {
+fn instruction(text: &str, line: usize) -> Result<Instruction, ParseError> {
     let err = |message: String| ParseError { line, message };
     let text = text.trim();
     let (word, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
@@ -262,7 +262,6 @@ fn instruction(text: &str, line: usize, escape: char) -> Result<Instruction, Par
     if rest.is_empty() && !matches!(keyword.as_str(), "RUN" | "CMD" | "ENTRYPOINT") {
         return Err(err(format!("{keyword} requires at least one argument")));
     }
-    let _ = escape;
     Ok(Instruction {
         line,
         keyword,

@@ -131,7 +131,7 @@ fn onbuild_keeps_its_trigger() {
     let i = one("ONBUILD COPY --chown=1 . /app");
     assert!(i.flags.is_empty());
     assert_eq!(i.args, Args::Text("COPY --chown=1 . /app".into()));
-    let t = parse_instruction(&i.text(), 1, '\\').unwrap();
+    let t = parse_instruction(&i.text(), 1).unwrap();
     assert_eq!(t.keyword, "COPY");
     assert_eq!(t.flag("chown"), Some("1"));
 }
