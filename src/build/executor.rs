@@ -83,6 +83,7 @@ impl Stage {
             .and_then(|(_, v)| v.clone())
     }
 
+    /// The `config` object of the document (made one if missing).
     pub fn cfg(&mut self) -> &mut serde_json::Map<String, Value> {
         if !self.doc["config"].is_object() {
             self.doc["config"] = json!({});
@@ -110,6 +111,7 @@ impl Stage {
     }
 }
 
+/// `config.Env` of a config document.
 pub(super) fn env_list(doc: &Value) -> Vec<String> {
     doc["config"]["Env"]
         .as_array()
@@ -498,6 +500,7 @@ pub(super) fn nop(s: &Stage, text: &str) -> Vec<String> {
     v
 }
 
+/// Set `k=v` in the stage's Env, in place when `k` is there.
 pub(super) fn set_env(s: &mut Stage, k: &str, v: &str) {
     let mut env = env_list(&s.doc);
     let entry = format!("{k}={v}");

@@ -50,6 +50,7 @@ pub(super) fn port_key(w: &str) -> Result<String, BuildError> {
     Ok(format!("{port}/{proto}"))
 }
 
+/// `9`, `KILL`, `SIGKILL`, `SIGRTMIN+3`: what STOPSIGNAL accepts.
 pub(super) fn valid_signal(s: &str) -> bool {
     s.parse::<u8>().is_ok_and(|n| n > 0 && n < 65) || {
         let u = s.to_ascii_uppercase();
