@@ -197,8 +197,9 @@ fn multi_stage_copies_only_what_is_asked() {
         "Dockerfile",
         "FROM bb AS builder\nRUN mkdir -p /out /junk && echo artifact > /out/app && echo x > /junk/file\n\
          RUN echo 1 > /out/one.bin && echo 2 > /out/two.bin && mkdir /out/dir.bin && echo 3 > /out/dir.bin/three\n\
+         RUN echo r > /root-file.txt\n\
          FROM bb\nCOPY --from=builder /out/app /usr/bin/app\nCOPY --from=0 /out /copied/\n\
-         COPY --from=builder /out/*.bin /bins/\nCMD cat /usr/bin/app\n",
+         COPY --from=builder /out/*.bin /bins/\nCOPY --from=builder /*.txt /rootglob/\nCMD cat /usr/bin/app\n",
     )]);
     build_ok(&d, ctx.path(), &["-t", "multi:1"]);
     assert_eq!(d.ok(&["run", "--rm", "multi:1"]).trim(), "artifact");
@@ -211,6 +212,10 @@ fn multi_stage_copies_only_what_is_asked() {
     assert_eq!(
         d.ok(&["run", "--rm", "multi:1", "ls", "/bins"]),
         "one.bin\nthree\ntwo.bin\n"
+    );
+    assert_eq!(
+        d.ok(&["run", "--rm", "multi:1", "cat", "/rootglob/root-file.txt"]),
+        "r\n"
     );
     let out = d.amber(&["run", "--rm", "multi:1", "ls", "/junk"]);
     assert!(

@@ -379,6 +379,17 @@ fn archive_packing(path: &Path) -> Result<Option<Packing>, BuildError> {
     Ok(fetch::looks_like_tar(&block).then_some(packing))
 }
 
+/// A `docker cp` entry name without its first component (the exported
+/// path's own name, `.` for the root); None for that top entry itself.
+fn strip_top(raw: &str) -> Option<String> {
+    let rest = match raw.strip_prefix("./") {
+        Some(rest) => rest,
+        None if raw == "." => "",
+        None => raw.split_once('/').map(|(_, r)| r).unwrap_or(""),
+    };
+    Some(rest.to_string()).filter(|r| !r.is_empty())
+}
+
 /// Split a `docker cp` tar of a directory into one tar per child whose
 /// name matches `pattern` (each in `docker cp` form: under its own name).
 /// Returns (tar, is_dir) in name order.
@@ -394,10 +405,9 @@ fn split_by_glob(
         let mut e = e.map_err(host_err)?;
         let raw = e.path().map_err(host_err)?.to_string_lossy().into_owned();
         // Drop the exported directory's own name.
-        let Some((_, rel)) = raw.trim_start_matches("./").split_once('/') else {
+        let Some(rel) = strip_top(&raw) else {
             continue;
         };
-        let rel = rel.to_string();
         let child = rel.split('/').next().unwrap_or("").to_string();
         if child.is_empty() || !super::ignore::glob(pattern, &child) {
             continue;
@@ -507,10 +517,7 @@ fn retar(
         if !strip_first {
             return Some(p.to_string());
         }
-        let p = p.trim_start_matches("./");
-        p.split_once('/')
-            .map(|(_, rest)| rest.to_string())
-            .filter(|r| !r.is_empty())
+        strip_top(p)
     };
     let mut ar = tar::Archive::new(File::open(src).map_err(host_err)?);
     let out = File::create(dst).map_err(host_err)?;
@@ -564,6 +571,16 @@ fn retar(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn docker_cp_names() {
+        assert_eq!(strip_top("out/a/b"), Some("a/b".into()));
+        assert_eq!(strip_top("out/"), None);
+        assert_eq!(strip_top("out"), None);
+        assert_eq!(strip_top("./bin/sh"), Some("bin/sh".into()));
+        assert_eq!(strip_top("./"), None);
+        assert_eq!(strip_top("."), None);
+    }
 
     #[test]
     fn paths() {
