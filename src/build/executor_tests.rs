@@ -362,3 +362,47 @@ fn global_args_in_from() {
     let (r, _) = run(&h, "ARG BASE=base\nFROM $BASE\n", BuildOptions::default());
     assert_eq!(r.unwrap(), "sha256:base");
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn line() -> impl Strategy<Value = String> {
+        let kw = prop::sample::select(vec![
+            "FROM",
+            "ARG",
+            "ENV",
+            "LABEL",
+            "RUN",
+            "CMD",
+            "ENTRYPOINT",
+            "EXPOSE",
+            "VOLUME",
+            "USER",
+            "WORKDIR",
+            "STOPSIGNAL",
+            "SHELL",
+            "HEALTHCHECK",
+            "ONBUILD",
+            "MAINTAINER",
+            "COPY",
+        ]);
+        (kw, "[ -~]{0,24}").prop_map(|(k, rest)| format!("{k} {rest}"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever the instructions, the executor answers, never panics,
+        /// and an error names a line.
+        #[test]
+        fn never_panics(lines in prop::collection::vec(line(), 0..8)) {
+            let h = Fake::default();
+            let df = format!("FROM base\n{}\n", lines.join("\n"));
+            let (r, _) = run(&h, &df, BuildOptions::default());
+            if let Err(e) = r {
+                let msg = e.to_string();
+                prop_assert!(msg.contains("line") || msg.contains("No image") || msg.contains("target"), "{}", msg);
+            }
+        }
+    }
+}
