@@ -194,7 +194,7 @@ impl Builder<'_> {
             };
             g.digest.update(b"heredoc\0");
             g.digest.update(content.as_bytes());
-            write_one_file(&tar_path, &h.name, content.as_bytes(), 0o644)?;
+            write_one_file(&tar_path, &h.name, content.as_bytes(), 0o644, None)?;
             g.push_tar(tar_path, false, false);
             return Ok(());
         }
@@ -318,7 +318,7 @@ fn gather_url(
     } else {
         d.name.clone()
     };
-    write_one_file(&tar_path, &name, &d.data, 0o600)?;
+    write_one_file(&tar_path, &name, &d.data, 0o600, d.modified)?;
     g.push_tar(tar_path, false, false);
     Ok(())
 }
@@ -338,7 +338,13 @@ fn parent_of(p: &str) -> String {
     }
 }
 
-fn write_one_file(path: &Path, name: &str, data: &[u8], mode: u32) -> Result<(), BuildError> {
+fn write_one_file(
+    path: &Path,
+    name: &str,
+    data: &[u8],
+    mode: u32,
+    mtime: Option<i64>,
+) -> Result<(), BuildError> {
     let f = File::create(path)
         .map_err(|e| host_err(format!("cannot create {}: {e}", path.display())))?;
     let mut tar = tar::Builder::new(f);
@@ -347,7 +353,8 @@ fn write_one_file(path: &Path, name: &str, data: &[u8], mode: u32) -> Result<(),
     h.set_mode(mode);
     h.set_uid(0);
     h.set_gid(0);
-    h.set_mtime(chrono::Utc::now().timestamp().max(0) as u64);
+    let mtime = mtime.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    h.set_mtime(mtime.max(0) as u64);
     tar.append_data(&mut h, name, data).map_err(host_err)?;
     tar.finish().map_err(host_err)
 }

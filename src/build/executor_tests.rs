@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::build::context::Context;
-use crate::build::instructions::{duration_ns, port_key};
+use crate::build::instructions::{duration_ns, port_keys};
 use crate::build::RunSpec;
 
 /// A host that keeps images in memory and records runs.
@@ -327,7 +327,12 @@ fn labels_option_and_durations() {
     assert_eq!(duration_ns("1m30s"), Some(90_000_000_000));
     assert_eq!(duration_ns("500ms"), Some(500_000_000));
     assert_eq!(duration_ns("5"), None);
-    assert_eq!(port_key("8000-8002").unwrap(), "8000-8002/tcp");
+    assert_eq!(
+        port_keys("8000-8002").unwrap(),
+        vec!["8000/tcp", "8001/tcp", "8002/tcp"]
+    );
+    assert_eq!(port_keys("53/UDP").unwrap(), vec!["53/udp"]);
+    assert!(port_keys("9-1").is_err() && port_keys("70000").is_err());
     assert_eq!(clean_path("/a/./b/../c/"), "/a/c");
 }
 

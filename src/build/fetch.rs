@@ -19,6 +19,8 @@ pub struct Download {
     pub data: Vec<u8>,
     /// The file name from the URL's last path component.
     pub name: String,
+    /// `Last-Modified` (Unix seconds), which Docker gives the file.
+    pub modified: Option<i64>,
 }
 
 /// GET `url` (http only) and return its body.
@@ -60,7 +62,14 @@ pub fn download(url: &str) -> Result<Download, BuildError> {
             .next()
             .unwrap_or("")
             .to_string();
-        return Ok(Download { data, name });
+        let modified = header("last-modified")
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v).ok())
+            .map(|t| t.timestamp());
+        return Ok(Download {
+            data,
+            name,
+            modified,
+        });
     }
     Err(BuildError::Fetch(format!(
         "failed to download {url}: too many redirects"

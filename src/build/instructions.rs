@@ -35,19 +35,24 @@ pub(super) fn parse_arg(
     Ok(out)
 }
 
-/// `80`, `80/udp`, `8000-8002/tcp` → Docker's port keys.
-pub(super) fn port_key(w: &str) -> Result<String, BuildError> {
+/// `80`, `80/udp`, `8000-8002/tcp` → Docker's port keys (a range gives one
+/// key per port, as Docker's `nat.ParsePortSpecs`).
+pub(super) fn port_keys(w: &str) -> Result<Vec<String>, BuildError> {
+    let bad = || BuildError::Invalid(format!("Invalid containerPort: {w}"));
     let (port, proto) = w.split_once('/').unwrap_or((w, "tcp"));
     let proto = proto.to_ascii_lowercase();
-    let ok_num = |p: &str| p.parse::<u16>().is_ok();
-    let ok = match port.split_once('-') {
-        Some((a, b)) => ok_num(a) && ok_num(b),
-        None => ok_num(port),
-    };
-    if !ok || !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(BuildError::Invalid(format!("Invalid containerPort: {w}")));
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(bad());
     }
-    Ok(format!("{port}/{proto}"))
+    let num = |p: &str| p.parse::<u16>().map_err(|_| bad());
+    let (lo, hi) = match port.split_once('-') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(port)?, num(port)?),
+    };
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
 }
 
 /// `9`, `KILL`, `SIGKILL`, `SIGRTMIN+3`: what STOPSIGNAL accepts.

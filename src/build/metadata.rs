@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::executor::{set_env, Builder, Stage};
-use super::instructions::{healthcheck, parse_arg, port_key, quote, valid_signal};
+use super::instructions::{healthcheck, parse_arg, port_keys, quote, valid_signal};
 use super::parser::{self, name_values, Args, Instruction};
 use super::shell::{process_word, process_words};
 use super::BuildError;
@@ -118,10 +118,10 @@ impl Builder<'_> {
     pub(super) fn expose(&mut self, s: &mut Stage, i: &Instruction) -> Result<(), BuildError> {
         let lookup = |k: &str| s.lookup(k);
         let words = process_words(&i.text(), &lookup, self.escape).map_err(BuildError::Invalid)?;
-        let ports = words
-            .iter()
-            .map(|w| port_key(w))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut ports = Vec::new();
+        for w in &words {
+            ports.extend(port_keys(w)?);
+        }
         let map = object(s, "ExposedPorts");
         for p in &ports {
             map.insert(p.clone(), json!({}));
