@@ -280,8 +280,8 @@ fn rebuild_uses_the_cache_and_a_change_invalidates_from_its_step() {
         assert_eq!(cached, (1..=3).contains(&i), "step {}: {s}", i + 1);
     }
     assert_eq!(d.ok(&["run", "--rm", "cached:2", "cat", "/b.txt"]), "b2");
-    // --no-cache rebuilds everything.
-    let out = build_ok(&d, ctx.path(), &["--no-cache"]);
+    // --no-cache rebuilds everything (here with RUN steps off the network).
+    let out = build_ok(&d, ctx.path(), &["--no-cache", "--network", "none"]);
     assert!(!out.contains("Using cache"), "{out}");
     // The store is consistent: layers moved in by rename, no leftovers.
     d.assert_check_clean();

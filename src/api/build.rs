@@ -19,7 +19,7 @@ use crate::build::BuildOptions;
 /// Lines of output buffered towards a slow client.
 const STREAM_BUFFER: usize = 256;
 
-/// `POST /build?t=&dockerfile=&buildargs=&target=&nocache=&q=&labels=&rm=&forcerm=`.
+/// `POST /build?t=&dockerfile=&buildargs=&target=&nocache=&q=&labels=&networkmode=&rm=&forcerm=`.
 pub async fn build(
     State(engine): State<AppState>,
     uri: Uri,
@@ -44,6 +44,7 @@ pub async fn build(
         labels: json_map(q.get("labels"), "labels")?,
         work_dir: Default::default(),
         cancel: Default::default(),
+        network: q.get("networkmode").unwrap_or("").to_string(),
     };
     let quiet = q.flag("q");
     let reader = SyncIoBridge::new(StreamReader::new(

@@ -51,6 +51,8 @@ pub struct BuildOptions {
     pub work_dir: PathBuf,
     /// Set to stop the build (between steps, and a running RUN).
     pub cancel: super::Cancel,
+    /// Network mode of RUN containers (`--network`; empty: the default).
+    pub network: String,
 }
 
 /// One stage in progress.

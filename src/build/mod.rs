@@ -96,6 +96,8 @@ pub struct RunSpec {
     pub user: String,
     /// Set when the build is cancelled: the process is killed.
     pub cancel: Cancel,
+    /// Network mode of the container (`--network`; empty: the default).
+    pub network: String,
 }
 
 /// A build's cancellation flag (the client went away).

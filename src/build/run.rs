@@ -94,6 +94,7 @@ impl Builder<'_> {
                 .to_string(),
             user: s.doc["config"]["User"].as_str().unwrap_or("").to_string(),
             cancel: self.opts.cancel.clone(),
+            network: self.opts.network.clone(),
         };
         self.commit(s, &probe_cmd, Change::Run(&spec))
     }

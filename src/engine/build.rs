@@ -183,7 +183,10 @@ impl Host<'_> {
             },
             ..Default::default()
         };
-        req.host_config.network_mode = "bridge".into();
+        req.host_config.network_mode = match spec.network.as_str() {
+            "" | "default" => "bridge".into(),
+            other => other.into(),
+        };
         let created = self.engine.create_container(None, req).map_err(host_err)?;
         Ok(created.id)
     }
@@ -414,6 +417,7 @@ impl BuildHost for Host<'_> {
                     workdir: String::new(),
                     user: String::new(),
                     cancel: Default::default(),
+                    network: String::new(),
                 };
                 let id = self.container(&parent, &spec)?;
                 let result = self
@@ -433,6 +437,7 @@ impl BuildHost for Host<'_> {
             workdir: String::new(),
             user: String::new(),
             cancel: Default::default(),
+            network: String::new(),
         };
         let id = self.container(&parent, &spec)?;
         let result = self.with_root(&id, &parent, &mut |root| {

@@ -38,6 +38,9 @@ pub struct Args {
     /// A label for the image (KEY=VALUE); may be repeated.
     #[arg(long)]
     pub label: Vec<String>,
+    /// Network mode of RUN steps (default, bridge, none, host).
+    #[arg(long)]
+    pub network: Option<String>,
     /// Remove intermediate containers (always done; accepted for Docker compatibility).
     #[arg(long, default_value_t = true, hide = true)]
     pub rm: bool,
@@ -138,6 +141,9 @@ fn prepare(args: &Args) -> anyhow::Result<(String, crate::cli::client::Body, Opt
     }
     if args.no_cache {
         query.push_str("&nocache=1");
+    }
+    if let Some(n) = &args.network {
+        query.push_str(&format!("&networkmode={}", enc(n)));
     }
     if args.quiet {
         query.push_str("&q=1");
