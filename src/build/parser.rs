@@ -150,7 +150,7 @@ pub fn parse(text: &str) -> Result<Dockerfile, ParseError> {
         i = next;
         let mut ins = instruction(&joined, start + 1)?;
         if HEREDOC_FORMS.contains(&ins.keyword.as_str()) {
-            i = read_heredocs(&mut ins, &lines, i)?;
+            i = read_heredocs(&mut ins, &lines, i, escape)?;
         }
         instructions.push(ins);
     }
@@ -299,11 +299,16 @@ fn json_array(s: &str) -> Option<Vec<String>> {
 
 /// Collect the bodies of the `<<WORD` / `<<-WORD` markers of `ins` from
 /// the lines after it; returns the next line index.
-fn read_heredocs(ins: &mut Instruction, lines: &[&str], mut i: usize) -> Result<usize, ParseError> {
+fn read_heredocs(
+    ins: &mut Instruction,
+    lines: &[&str],
+    mut i: usize,
+    escape: char,
+) -> Result<usize, ParseError> {
     let Args::Text(text) = &ins.args else {
         return Ok(i);
     };
-    for (name, strip_tabs, quoted) in heredoc_markers(text) {
+    for (name, strip_tabs, quoted) in heredoc_markers(text, escape) {
         let mut content = String::new();
         let mut closed = false;
         while i < lines.len() {
@@ -337,9 +342,10 @@ fn read_heredocs(ins: &mut Instruction, lines: &[&str], mut i: usize) -> Result<
 }
 
 /// `<<EOF`, `<<-EOF`, `<<"EOF"`, `<<'EOF'` words of a shell-form text.
-fn heredoc_markers(text: &str) -> Vec<(String, bool, bool)> {
+/// Words in quotes are not markers (`echo "<<EOF"`).
+fn heredoc_markers(text: &str, escape: char) -> Vec<(String, bool, bool)> {
     let mut out = Vec::new();
-    for word in text.split_whitespace() {
+    for word in raw_words(text, escape) {
         let Some(mut w) = word.strip_prefix("<<") else {
             continue;
         };

@@ -102,6 +102,10 @@ fn heredocs() {
     assert_eq!(df.instructions[2].heredocs[0].content, "x\n");
     assert_eq!(df.instructions[3].keyword, "CMD");
     assert!(parse("FROM a\nRUN <<EOF\necho\n").is_err());
+    // A quoted `<<EOF` is not a heredoc.
+    let df = parse("FROM a\nRUN echo \"<<EOF\" 'x <<END'\nCMD y\n").unwrap();
+    assert!(df.instructions[1].heredocs.is_empty());
+    assert_eq!(df.instructions.len(), 3);
 }
 
 #[test]
