@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod archive;
+pub mod build;
 pub mod cli;
 pub mod engine;
 pub mod net;

@@ -2,6 +2,7 @@
 //! SDKs work against amber) plus amber's own endpoints. One route table in
 //! this file, one handler file per resource; handlers hold no business logic.
 
+mod build;
 mod containers;
 mod error;
 mod exec;
@@ -39,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/create", post(images::create))
         .route("/commit", post(images::commit))
+        .route("/build", post(build::build))
         .route("/images/prune", post(images::prune))
         .route("/images/get", get(images::get_many))
         .route("/images/load", post(images::load))

@@ -45,6 +45,8 @@ pub enum Command {
     Info(info::Args),
     /// Import a root filesystem tar (plain, gzip or zstd) as an image.
     Import(import::Args),
+    /// Build an image from a Dockerfile.
+    Build(build::Args),
     /// List images.
     Images(images::Args),
     /// Manage images.
@@ -159,6 +161,8 @@ pub enum ImageCommand {
     Tag(tag::Args),
     /// Import a root filesystem tar as an image.
     Import(import::Args),
+    /// Build an image from a Dockerfile.
+    Build(build::Args),
     /// Show the history of an image.
     History(history::Args),
     /// Remove unused images.
@@ -290,6 +294,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Version(a) => version::run(&c?, a).await,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&c?, a).await,
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&c?, a).await,
+        Command::Build(a) | Command::Image(ImageCommand::Build(a)) => build::run(&c?, a).await,
         Command::Images(a) | Command::Image(ImageCommand::Ls(a)) => images::run(&c?, a).await,
         Command::Inspect(a) | Command::Image(ImageCommand::Inspect(a)) => {
             inspect::run(&c?, a).await

@@ -20,7 +20,7 @@ const MOUNT_LINKS_DIR: &str = "/run/amber/mnt";
 
 impl Engine {
     /// Run `f` on the container's root filesystem as the container sees it.
-    fn with_rootfs<T>(
+    pub(super) fn with_rootfs<T>(
         &self,
         name: &str,
         f: impl FnOnce(&Path) -> Result<T, EngineError>,

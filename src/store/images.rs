@@ -168,6 +168,18 @@ impl Store {
         ids.iter().map(|id| self.image(&db_digest(id)?)).collect()
     }
 
+    /// IDs of the images whose parent is `parent` (the build cache's
+    /// candidates), newest first.
+    pub fn children(&self, parent: &Digest) -> Result<Vec<Digest>, StoreError> {
+        let conn = self.db();
+        let mut stmt =
+            conn.prepare("SELECT id FROM images WHERE parent = ?1 ORDER BY created DESC, id")?;
+        let ids: Vec<String> = stmt
+            .query_map([parent.to_string()], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        ids.iter().map(|id| db_digest(id)).collect()
+    }
+
     /// One image's record.
     pub fn image(&self, id: &Digest) -> Result<ImageRecord, StoreError> {
         let conn = self.db();

@@ -131,6 +131,12 @@ pub struct ContainerConfig {
     /// Signal that stops the container.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    /// HEALTHCHECK of the image (`Test`, `Interval`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<serde_json::Value>,
+    /// SHELL of the image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
 }
 
 /// `.RootFS` of an image.

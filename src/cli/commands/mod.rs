@@ -2,6 +2,7 @@
 //! a `run`.
 
 pub mod attach;
+pub mod build;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;
