@@ -49,6 +49,9 @@ pub async fn json_stream(
         if quiet {
             return Ok(());
         }
+        if let Some(s) = &m.stream {
+            print!("{s}");
+        }
         let (Some(status), Some(id)) = (&m.status, &m.id) else {
             if let Some(s) = &m.status {
                 println!("{s}");

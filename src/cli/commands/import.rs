@@ -3,8 +3,7 @@
 use anyhow::Context;
 use hyper::Method;
 
-use crate::cli::client::{enc, read_all, repo_tag_changes_query, stream_body, Client};
-use crate::types::api::JsonMessage;
+use crate::cli::client::{enc, repo_tag_changes_query, stream_body, Client};
 
 /// Import a root filesystem tar (plain, gzip or zstd) as a one-layer image.
 #[derive(Debug, clap::Args)]
@@ -45,18 +44,6 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
             body,
         )
         .await?;
-    let bytes = read_all(resp).await?;
-    for line in bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.trim_ascii().is_empty())
-    {
-        let msg: JsonMessage = serde_json::from_slice(line)?;
-        if let Some(e) = msg.error {
-            anyhow::bail!("{e}");
-        }
-        if let Some(s) = msg.status {
-            println!("{s}");
-        }
-    }
+    crate::cli::progress::json_stream(resp, false).await?;
     Ok(0)
 }

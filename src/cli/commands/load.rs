@@ -5,9 +5,8 @@ use std::io::IsTerminal;
 use anyhow::Context;
 use hyper::Method;
 
-use crate::cli::client::{read_all, stream_body, Client};
+use crate::cli::client::{stream_body, Client};
 use crate::cli::progress;
-use crate::types::api::JsonMessage;
 
 /// Load images from a tar archive (docker-archive, podman's formats or an
 /// OCI layout; plain, gzip or zstd); standard input when no `-i`.
@@ -52,21 +51,6 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
             body,
         )
         .await?;
-    let bytes = read_all(resp).await?;
-    for line in bytes
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.trim_ascii().is_empty())
-    {
-        let msg: JsonMessage = serde_json::from_slice(line)?;
-        if let Some(e) = msg.error {
-            anyhow::bail!("{e}");
-        }
-        if let (Some(s), Some(id), false) = (&msg.status, &msg.id, args.quiet) {
-            println!("{id}: {s}");
-        }
-        if let Some(s) = msg.stream {
-            print!("{s}");
-        }
-    }
+    crate::cli::progress::json_stream(resp, false).await?;
     Ok(0)
 }
