@@ -11,6 +11,7 @@ pub mod api;
 pub mod archive;
 pub mod cli;
 pub mod engine;
+pub mod registry;
 pub mod runtime;
 pub mod store;
 pub mod types;

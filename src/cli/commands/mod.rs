@@ -22,6 +22,8 @@ pub mod logs;
 pub mod pause;
 pub mod prune;
 pub mod ps;
+pub mod registry_gc;
+pub mod registry_serve;
 pub mod rename;
 pub mod restart;
 pub mod rm;

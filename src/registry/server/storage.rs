@@ -1,0 +1,567 @@
+//! The registry's data directory. Synchronous; async callers use
+//! `spawn_blocking` (or stream upload bodies straight into the upload file).
+//!
+//! ```text
+//! blobs/sha256/<hex>                                  content, immutable
+//! uploads/<uuid>/data, uploads/<uuid>/repo            resumable uploads
+//! repositories/<name>/_layers/sha256/<hex>            blob is in the repository
+//! repositories/<name>/_manifests/revisions/sha256/<hex>   manifest (content: media type)
+//! repositories/<name>/_manifests/tags/<tag>           content: the manifest digest
+//! tmp/                                                staging: write, fsync, rename
+//! ```
+//!
+//! Repository names are validated by the spec's grammar before they reach a
+//! path (no `..`, no component starting with `_`), upload ids are 32 hex
+//! digits and digests 64: nothing here can name a file outside the root.
+//! A blob becomes visible only by a rename after its digest was verified and
+//! its data fsynced, so a crash never leaves a corrupt blob to serve.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+
+use crate::registry::distribution::valid_tag;
+use crate::types::Digest;
+
+/// A failure of the data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A filesystem operation failed.
+    #[error("failed to {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The uploaded content does not have the digest the client claimed.
+    #[error("upload content has digest {actual}, not {expected}")]
+    DigestMismatch {
+        /// The digest the client sent.
+        expected: Digest,
+        /// The digest of the bytes received.
+        actual: Digest,
+    },
+    /// A stored file holds something it never should.
+    #[error("corrupt registry data at {}: {what}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StorageError + 'a {
+    move |source| StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Read chunk size when hashing a finished upload.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// The registry's data directory.
+#[derive(Debug)]
+pub struct Storage {
+    root: PathBuf,
+}
+
+/// A manifest as stored: its digest, media type and bytes.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// Digest of `bytes`.
+    pub digest: Digest,
+    /// Media type recorded when it was pushed.
+    pub media_type: String,
+    /// The exact bytes pushed.
+    pub bytes: Vec<u8>,
+}
+
+impl Storage {
+    /// Open (creating) the data directory and drop staging leftovers of a
+    /// previous run. Uploads are kept: clients may resume them.
+    pub fn open(root: &Path) -> Result<Storage> {
+        for dir in ["blobs/sha256", "uploads", "repositories", "tmp"] {
+            let p = root.join(dir);
+            fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
+        }
+        let tmp = root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(io_err("read directory", &tmp))? {
+            let path = entry.map_err(io_err("read directory", &tmp))?.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(io_err("remove staging leftover", &path))?;
+        }
+        Ok(Storage {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the content of `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// The directory of repository `name` (validated by the caller).
+    pub fn repo_dir(&self, name: &str) -> PathBuf {
+        self.root.join("repositories").join(name)
+    }
+
+    fn layer_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        self.repo_dir(name)
+            .join("_layers/sha256")
+            .join(digest.hex())
+    }
+
+    fn revision_link(&self, name: &str, digest: &Digest) -> PathBuf {
+        self.repo_dir(name)
+            .join("_manifests/revisions/sha256")
+            .join(digest.hex())
+    }
+
+    fn tag_dir(&self, name: &str) -> PathBuf {
+        self.repo_dir(name).join("_manifests/tags")
+    }
+
+    /// Size of the blob if repository `name` holds it.
+    pub fn blob_in_repo(&self, name: &str, digest: &Digest) -> Result<Option<u64>> {
+        if !exists(&self.layer_link(name, digest))? {
+            return Ok(None);
+        }
+        let path = self.blob_path(digest);
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("stat blob", &path)(e)),
+        }
+    }
+
+    /// Record that repository `name` holds the (existing) blob `digest`.
+    pub fn link_blob(&self, name: &str, digest: &Digest) -> Result<()> {
+        let link = self.layer_link(name, digest);
+        if exists(&link)? {
+            return Ok(());
+        }
+        self.write_atomic(&link, b"")
+    }
+
+    /// Drop the blob from repository `name`; false when it was not there.
+    /// The content stays until `registry gc`.
+    pub fn unlink_blob(&self, name: &str, digest: &Digest) -> Result<bool> {
+        remove_if_exists(&self.layer_link(name, digest))
+    }
+
+    /// Write `data` at `dest`: temp file, fsync, rename, fsync directory.
+    pub fn write_atomic(&self, dest: &Path, data: &[u8]) -> Result<()> {
+        let tmp = self.root.join("tmp").join(random_id());
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(data).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        self.rename_into(&tmp, dest)
+    }
+
+    /// Rename a finished file into place and make the rename durable.
+    fn rename_into(&self, from: &Path, dest: &Path) -> Result<()> {
+        let dir = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+        if let Err(e) = fs::rename(from, dest) {
+            let _ = fs::remove_file(from);
+            return Err(io_err("rename into", dest)(e));
+        }
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync directory", dir))
+    }
+
+    // ---- uploads ----
+
+    fn upload_dir(&self, id: &str) -> PathBuf {
+        self.root.join("uploads").join(id)
+    }
+
+    /// Start an upload into repository `name`; returns its id.
+    pub fn create_upload(&self, name: &str) -> Result<String> {
+        let id = random_id();
+        let staging = self.root.join("tmp").join(format!("upload-{id}"));
+        fs::create_dir(&staging).map_err(io_err("create", &staging))?;
+        let data = staging.join("data");
+        File::create(&data).map_err(io_err("create", &data))?;
+        let repo = staging.join("repo");
+        fs::write(&repo, name).map_err(io_err("write", &repo))?;
+        let dest = self.upload_dir(&id);
+        fs::rename(&staging, &dest).map_err(io_err("rename into", &dest))?;
+        Ok(id)
+    }
+
+    /// The data file of upload `id` of repository `name`, if it exists.
+    pub fn upload_file(&self, name: &str, id: &str) -> Result<Option<PathBuf>> {
+        if !valid_upload_id(id) {
+            return Ok(None);
+        }
+        let dir = self.upload_dir(id);
+        let repo = dir.join("repo");
+        match fs::read_to_string(&repo) {
+            Ok(r) if r == name => Ok(Some(dir.join("data"))),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &repo)(e)),
+        }
+    }
+
+    /// Bytes received so far by upload `id`, if it exists.
+    pub fn upload_size(&self, name: &str, id: &str) -> Result<Option<u64>> {
+        let Some(data) = self.upload_file(name, id)? else {
+            return Ok(None);
+        };
+        let meta = fs::metadata(&data).map_err(io_err("stat", &data))?;
+        Ok(Some(meta.len()))
+    }
+
+    /// Cancel upload `id`; false when it does not exist.
+    pub fn cancel_upload(&self, name: &str, id: &str) -> Result<bool> {
+        if self.upload_file(name, id)?.is_none() {
+            return Ok(false);
+        }
+        let dir = self.upload_dir(id);
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        Ok(true)
+    }
+
+    /// Finish upload `id`: fsync, check the digest (`hashed` is the digest
+    /// already computed while receiving, if any), move the data into the
+    /// blob store and link it into the repository. The upload is gone
+    /// afterwards, also on a digest mismatch. Returns the blob size.
+    pub fn commit_upload(
+        &self,
+        name: &str,
+        id: &str,
+        expected: &Digest,
+        hashed: Option<Digest>,
+    ) -> Result<Option<u64>> {
+        let Some(data) = self.upload_file(name, id)? else {
+            return Ok(None);
+        };
+        let mut f = File::open(&data).map_err(io_err("open", &data))?;
+        f.sync_all().map_err(io_err("fsync", &data))?;
+        let size = f.metadata().map_err(io_err("stat", &data))?.len();
+        let actual = match hashed {
+            Some(d) => d,
+            None => hash_reader(&mut f).map_err(io_err("read", &data))?,
+        };
+        drop(f);
+        let dir = self.upload_dir(id);
+        if &actual != expected {
+            fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+            return Err(StorageError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let blob = self.blob_path(expected);
+        if !exists(&blob)? {
+            self.rename_into(&data, &blob)?;
+        }
+        fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
+        self.link_blob(name, expected)?;
+        Ok(Some(size))
+    }
+
+    // ---- manifests ----
+
+    /// Store a manifest (already validated) and point `tag` at it.
+    pub fn put_manifest(&self, name: &str, tag: Option<&str>, m: &StoredManifest) -> Result<()> {
+        let blob = self.blob_path(&m.digest);
+        if !exists(&blob)? {
+            self.write_atomic(&blob, &m.bytes)?;
+        }
+        self.write_atomic(
+            &self.revision_link(name, &m.digest),
+            m.media_type.as_bytes(),
+        )?;
+        if let Some(tag) = tag {
+            let link = self.tag_dir(name).join(tag);
+            self.write_atomic(&link, m.digest.to_string().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The digest a tag points at.
+    pub fn tag_target(&self, name: &str, tag: &str) -> Result<Option<Digest>> {
+        let path = self.tag_dir(name).join(tag);
+        match fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt {
+                    path,
+                    what: format!("tag link holds {s:?}, not a digest"),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// Media type of manifest `digest` if repository `name` holds it.
+    pub fn manifest_type(&self, name: &str, digest: &Digest) -> Result<Option<String>> {
+        let path = self.revision_link(name, digest);
+        match fs::read_to_string(&path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", &path)(e)),
+        }
+    }
+
+    /// The manifest `digest` of repository `name`, verified against its digest.
+    pub fn get_manifest(&self, name: &str, digest: &Digest) -> Result<Option<StoredManifest>> {
+        let Some(media_type) = self.manifest_type(name, digest)? else {
+            return Ok(None);
+        };
+        let path = self.blob_path(digest);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &path)(e)),
+        };
+        if &Digest::of(&bytes) != digest {
+            return Err(StorageError::Corrupt {
+                path,
+                what: "content does not match its digest".into(),
+            });
+        }
+        Ok(Some(StoredManifest {
+            digest: digest.clone(),
+            media_type,
+            bytes,
+        }))
+    }
+
+    /// Remove a tag; false when it did not exist.
+    pub fn delete_tag(&self, name: &str, tag: &str) -> Result<bool> {
+        remove_if_exists(&self.tag_dir(name).join(tag))
+    }
+
+    /// Remove manifest `digest` from repository `name` with every tag that
+    /// points at it; false when it was not there.
+    pub fn delete_manifest(&self, name: &str, digest: &Digest) -> Result<bool> {
+        // Tags first: a crash in between leaves a manifest without tags,
+        // never a tag to a missing manifest.
+        for tag in self.tags(name)?.unwrap_or_default() {
+            if self.tag_target(name, &tag)?.as_ref() == Some(digest) {
+                self.delete_tag(name, &tag)?;
+            }
+        }
+        remove_if_exists(&self.revision_link(name, digest))
+    }
+
+    /// The sorted tags of repository `name`, or None when it does not exist.
+    pub fn tags(&self, name: &str) -> Result<Option<Vec<String>>> {
+        let dir = self.repo_dir(name);
+        if !exists(&dir.join("_manifests"))? && !exists(&dir.join("_layers"))? {
+            return Ok(None);
+        }
+        let mut tags = list_names(&self.tag_dir(name))?;
+        tags.retain(|t| valid_tag(t));
+        tags.sort();
+        Ok(Some(tags))
+    }
+
+    /// Digests of every manifest revision of repository `name`.
+    pub fn revisions(&self, name: &str) -> Result<Vec<Digest>> {
+        let dir = self.repo_dir(name).join("_manifests/revisions/sha256");
+        Ok(list_names(&dir)?
+            .into_iter()
+            .filter_map(|h| Digest::from_hex(&h).ok())
+            .collect())
+    }
+
+    /// Digests of every blob linked into repository `name`.
+    pub fn layer_links(&self, name: &str) -> Result<Vec<Digest>> {
+        let dir = self.repo_dir(name).join("_layers/sha256");
+        Ok(list_names(&dir)?
+            .into_iter()
+            .filter_map(|h| Digest::from_hex(&h).ok())
+            .collect())
+    }
+
+    /// Every repository name, sorted.
+    pub fn repositories(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        self.walk_repos(&self.root.join("repositories"), "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn walk_repos(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+        let mut is_repo = false;
+        for child in list_names(dir)? {
+            if child.starts_with('_') {
+                is_repo |= child == "_manifests" || child == "_layers";
+                continue;
+            }
+            let name = if prefix.is_empty() {
+                child.clone()
+            } else {
+                format!("{prefix}/{child}")
+            };
+            let path = dir.join(&child);
+            if path.is_dir() {
+                self.walk_repos(&path, &name, out)?;
+            }
+        }
+        if is_repo && !prefix.is_empty() {
+            out.push(prefix.to_string());
+        }
+        Ok(())
+    }
+
+    /// Every blob in the store.
+    pub fn all_blobs(&self) -> Result<Vec<Digest>> {
+        Ok(list_names(&self.root.join("blobs/sha256"))?
+            .into_iter()
+            .filter_map(|h| Digest::from_hex(&h).ok())
+            .collect())
+    }
+}
+
+/// A new 32-hex-digit random id (upload ids, temp names).
+pub fn random_id() -> String {
+    let mut buf = [0u8; 16];
+    // invariant: getrandom only fails without a kernel entropy source, which
+    // every supported Linux has.
+    getrandom::getrandom(&mut buf).expect("kernel random source");
+    hex::encode(buf)
+}
+
+/// Whether `id` could be an upload id (so it is safe as a path component).
+pub fn valid_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The sha256 of everything `r` yields.
+pub fn hash_reader(r: &mut impl Read) -> io::Result<Digest> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; HASH_CHUNK];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            return Ok(Digest::from_hasher(hasher));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn exists(path: &Path) -> Result<bool> {
+    path.try_exists().map_err(io_err("stat", path))
+}
+
+fn remove_if_exists(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io_err("remove", path)(e)),
+    }
+}
+
+/// File names in `dir` (none when it does not exist).
+fn list_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read directory", dir)(e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_err("read directory", dir))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(bytes: &[u8]) -> StoredManifest {
+        StoredManifest {
+            digest: Digest::of(bytes),
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn upload_commit_verifies_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let id = s.create_upload("a/b").unwrap();
+        assert!(s.upload_file("other", &id).unwrap().is_none());
+        let data = s.upload_file("a/b", &id).unwrap().unwrap();
+        fs::write(&data, b"hello").unwrap();
+        let d = Digest::of(b"hello");
+        assert_eq!(s.commit_upload("a/b", &id, &d, None).unwrap(), Some(5));
+        assert_eq!(s.blob_in_repo("a/b", &d).unwrap(), Some(5));
+        assert_eq!(s.blob_in_repo("a", &d).unwrap(), None);
+        assert_eq!(s.repositories().unwrap(), ["a/b"]);
+
+        let id = s.create_upload("a").unwrap();
+        fs::write(s.upload_file("a", &id).unwrap().unwrap(), b"bad").unwrap();
+        let err = s.commit_upload("a", &id, &d, None).unwrap_err();
+        assert!(matches!(err, StorageError::DigestMismatch { .. }), "{err}");
+        assert!(s.upload_file("a", &id).unwrap().is_none());
+        assert!(!s.blob_path(&Digest::of(b"bad")).exists());
+    }
+
+    #[test]
+    fn manifests_tags_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let m = manifest(b"{}");
+        s.put_manifest("r", Some("v1"), &m).unwrap();
+        s.put_manifest("r", Some("v2"), &m).unwrap();
+        assert_eq!(s.tags("r").unwrap().unwrap(), ["v1", "v2"]);
+        assert_eq!(s.tag_target("r", "v1").unwrap(), Some(m.digest.clone()));
+        assert_eq!(
+            s.get_manifest("r", &m.digest).unwrap().unwrap().bytes,
+            b"{}"
+        );
+        assert!(s.delete_tag("r", "v1").unwrap());
+        assert!(s.delete_manifest("r", &m.digest).unwrap());
+        assert_eq!(s.tags("r").unwrap().unwrap(), Vec::<String>::new());
+        assert!(s.get_manifest("r", &m.digest).unwrap().is_none());
+        assert!(s.tags("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn open_clears_staging_but_keeps_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let id = s.create_upload("r").unwrap();
+        fs::write(dir.path().join("tmp/leftover"), b"x").unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        assert!(!dir.path().join("tmp/leftover").exists());
+        assert_eq!(s.upload_size("r", &id).unwrap(), Some(0));
+        assert!(s.upload_file("r", "../../etc").unwrap().is_none());
+    }
+}
