@@ -14,6 +14,8 @@ command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
 # Peers for archive interop tests (amber never runs through them).
 command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
 command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"
+# Self-signed certificates for the registry server's TLS tests.
+command -v openssl >/dev/null 2>&1 || need_apt="$need_apt openssl"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then
