@@ -9,6 +9,7 @@
 //! store. A client that disconnects mid-chunk leaves a valid prefix: the
 //! status `Range` tells it where to continue.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -141,6 +142,7 @@ pub async fn cancel(
     name: &str,
     id: &str,
 ) -> Result<Response, RegistryError> {
+    existing(state, name, id).await?;
     let lock = state.upload_lock(id);
     let _running = lock.lock().await;
     let (s, n, i) = (state.storage.clone(), name.to_string(), id.to_string());
@@ -161,12 +163,12 @@ async fn append(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<u64, RegistryError> {
+    // Check first, so unknown ids never get a lock entry.
+    existing(state, name, id).await?;
     let lock = state.upload_lock(id);
     let mut running = lock.lock().await;
-    let (s, n, i) = (state.storage.clone(), name.to_string(), id.to_string());
-    let path = tokio::task::spawn_blocking(move || s.upload_file(&n, &i))
-        .await??
-        .ok_or_else(|| unknown_upload(id))?;
+    // Again under the lock: a concurrent PUT or DELETE may have ended it.
+    let path = existing(state, name, id).await?;
     let file = tokio::fs::OpenOptions::new()
         .append(true)
         .open(&path)
@@ -245,6 +247,14 @@ fn content_range_start(v: &str) -> Option<u64> {
     let (a, b) = v.split_once('-')?;
     let (a, b) = (a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?);
     (b >= a).then_some(a)
+}
+
+/// The data file of an upload that exists, or BLOB_UPLOAD_UNKNOWN.
+async fn existing(state: &Arc<AppState>, name: &str, id: &str) -> Result<PathBuf, RegistryError> {
+    let (s, n, i) = (state.storage.clone(), name.to_string(), id.to_string());
+    tokio::task::spawn_blocking(move || s.upload_file(&n, &i))
+        .await??
+        .ok_or_else(|| unknown_upload(id))
 }
 
 fn unknown_upload(id: &str) -> RegistryError {
