@@ -557,7 +557,7 @@ fn malformed_names_and_path_tricks() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(parent, ["data"]);
-    assert!(files_under(&dir.path().join("data")).is_empty());
+    assert_eq!(files_under(&dir.path().join("data")), ["lock"]);
 }
 
 #[test]
@@ -702,11 +702,46 @@ fn gc_removes_only_unreferenced_blobs() {
         r.req("DELETE", &format!("/v2/g/manifests/{md}"), &[], b"")
             .expect(202);
         let orphan = push_blob(&r, "k", b"orphan blob");
+        let upload = r.req("POST", "/v2/k/blobs/uploads/", &[], b"");
+        r.req(
+            "PATCH",
+            upload.header("Location").unwrap(),
+            &[],
+            b"abandoned",
+        )
+        .expect(202);
+        // Neither gc nor a second server while a writable server runs.
+        let refused = amber(&["registry", "gc", "--data", data.to_str().unwrap()]);
+        assert!(!refused.status.success());
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            err.contains("is in use") && err.contains("--read-only"),
+            "{err}"
+        );
+        let second = amber(&[
+            "registry",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().unwrap(),
+        ]);
+        assert!(!second.status.success());
+        assert!(String::from_utf8_lossy(&second.stderr).contains("is in use"));
         assert!(r.stop(), "clean stop on SIGTERM:\n{}", r.log());
         (orphan, digest(&gone.layer))
     };
     let data_s = data.to_str().unwrap();
-    let dry = amber(&["registry", "gc", "--data", data_s, "--dry-run", "--json"]);
+    let dry = amber(&[
+        "registry",
+        "gc",
+        "--data",
+        data_s,
+        "--dry-run",
+        "--json",
+        "--upload-max-age-hours",
+        "0",
+    ]);
     assert!(
         dry.status.success(),
         "{}",
@@ -719,6 +754,8 @@ fn gc_removes_only_unreferenced_blobs() {
         .iter()
         .map(|e| e[0].as_str().unwrap().to_string())
         .collect();
+    assert_eq!(report["uploads_removed"], 1, "{report}");
+    assert_eq!(report["upload_bytes_freed"], 9, "{report}");
     // The deleted manifest, its config and layer, and the orphan.
     assert_eq!(removed.len(), 4, "{report}");
     for d in [
@@ -733,7 +770,10 @@ fn gc_removes_only_unreferenced_blobs() {
         data.join("blobs/sha256").join(&orphan[7..]).exists(),
         "dry run removed nothing"
     );
+    // Beside a read-only server, gc runs.
+    let ro = Registry::start(&data, &["--read-only"]);
     let real = amber(&["registry", "gc", "--data", data_s]);
+    drop(ro);
     assert!(real.status.success());
     let text = String::from_utf8_lossy(&real.stdout);
     let freed = gone.layer.len() + gone.config.len() + gone.manifest.len() + b"orphan blob".len();

@@ -1,13 +1,15 @@
 //! `amber registry gc`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::output::human_size;
+use crate::registry::server::storage::Access;
 use crate::registry::server::{gc, Storage, DEFAULT_DATA_DIR};
 
-/// Delete blobs no manifest references. Run it with the registry stopped or
-/// serving --read-only: a blob pushed but not yet referenced by a manifest
-/// would be deleted.
+/// Delete blobs no manifest references. Runs only with the registry stopped
+/// or serving --read-only (a blob pushed but not yet referenced by a
+/// manifest would be deleted); refuses while a writable server holds DIR.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Data directory of the registry.
@@ -16,6 +18,9 @@ pub struct Args {
     /// Only report what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Also remove uploads nobody wrote to for this many hours.
+    #[arg(long, default_value_t = 168)]
+    pub upload_max_age_hours: u64,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -24,9 +29,13 @@ pub struct Args {
 /// Collect and print the report.
 pub async fn run(args: Args) -> anyhow::Result<i32> {
     let dry_run = args.dry_run;
+    let opts = gc::GcOptions {
+        dry_run,
+        upload_max_age: Duration::from_secs(args.upload_max_age_hours.saturating_mul(3600)),
+    };
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<gc::GcReport> {
-        let storage = Storage::open(&args.data)?;
-        Ok(gc::collect(&storage, dry_run)?)
+        let storage = Storage::open(&args.data, Access::Shared)?;
+        Ok(gc::collect(&storage, opts)?)
     })
     .await??;
     if args.json {
@@ -46,5 +55,13 @@ pub async fn run(args: Args) -> anyhow::Result<i32> {
         if dry_run { "would be freed" } else { "freed" },
         report.kept
     );
+    if report.uploads_removed > 0 {
+        println!(
+            "{} {} abandoned uploads ({} bytes)",
+            if dry_run { "Would remove" } else { "Removed" },
+            report.uploads_removed,
+            report.upload_bytes_freed
+        );
+    }
     Ok(0)
 }

@@ -2,12 +2,14 @@
 //! layers, index children, the manifests themselves, in every repository),
 //! then delete the rest and the repository links to them.
 //!
-//! Not safe against a server accepting pushes at the same time: a blob
-//! uploaded but not yet referenced by a manifest would be removed. Run it
-//! with the server stopped or in `--read-only` mode.
+//! Not safe beside a server accepting pushes (a blob uploaded but not yet
+//! referenced by a manifest would be removed), so it takes the data
+//! directory's shared lock, which such a server holds exclusively: it runs
+//! with the server stopped or serving `--read-only`, and refuses otherwise.
 
 use std::collections::HashSet;
 use std::fs;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
@@ -25,10 +27,24 @@ pub struct GcReport {
     pub kept: usize,
     /// Repository links to removed blobs that were dropped.
     pub links_removed: usize,
+    /// Abandoned uploads removed (untouched for longer than the limit).
+    pub uploads_removed: usize,
+    /// Bytes those uploads held.
+    pub upload_bytes_freed: u64,
 }
 
-/// Collect unreferenced blobs; with `dry_run`, only report them.
-pub fn collect(s: &Storage, dry_run: bool) -> Result<GcReport, StorageError> {
+/// What a collection does.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// Only report.
+    pub dry_run: bool,
+    /// Uploads untouched for longer than this are abandoned.
+    pub upload_max_age: Duration,
+}
+
+/// Collect unreferenced blobs and abandoned uploads.
+pub fn collect(s: &Storage, opts: GcOptions) -> Result<GcReport, StorageError> {
+    let dry_run = opts.dry_run;
     let marked = mark(s)?;
     let mut report = GcReport::default();
     let mut gone = HashSet::new();
@@ -40,12 +56,18 @@ pub fn collect(s: &Storage, dry_run: bool) -> Result<GcReport, StorageError> {
         let path = s.blob_path(&digest);
         let size = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         if !dry_run {
-            fs::remove_file(&path).map_err(|source| StorageError::Io {
-                op: "remove blob",
-                path: path.clone(),
-                source,
-            })?;
-            tracing::info!(%digest, size, "blob removed");
+            match fs::remove_file(&path) {
+                Ok(()) => tracing::info!(%digest, size, "blob removed"),
+                // Another gc got there first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StorageError::Io {
+                        op: "remove blob",
+                        path,
+                        source,
+                    })
+                }
+            }
         }
         report.bytes_freed += size;
         report.removed.push((digest.clone(), size));
@@ -60,6 +82,17 @@ pub fn collect(s: &Storage, dry_run: bool) -> Result<GcReport, StorageError> {
                 }
                 report.links_removed += 1;
             }
+        }
+    }
+    let now = SystemTime::now();
+    for (id, size, modified) in s.uploads()? {
+        let idle = now.duration_since(modified).unwrap_or_default();
+        if idle > opts.upload_max_age {
+            if !dry_run {
+                s.remove_upload(&id)?;
+            }
+            report.uploads_removed += 1;
+            report.upload_bytes_freed += size;
         }
     }
     Ok(report)
@@ -104,7 +137,7 @@ mod tests {
     #[test]
     fn removes_only_unreferenced() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let s = Storage::open(dir.path(), crate::registry::server::storage::Access::Write).unwrap();
         let blob = |data: &[u8]| {
             let id = s.create_upload("r").unwrap();
             fs::write(s.upload_file("r", &id).unwrap().unwrap(), data).unwrap();
@@ -123,11 +156,21 @@ mod tests {
         };
         s.put_manifest("r", Some("t"), &m).unwrap();
 
-        let dry = collect(&s, true).unwrap();
+        let stale = s.create_upload("r").unwrap();
+        fs::write(s.upload_file("r", &stale).unwrap().unwrap(), b"partial").unwrap();
+        let opts = |dry_run| GcOptions {
+            dry_run,
+            upload_max_age: Duration::ZERO,
+        };
+        std::thread::sleep(Duration::from_millis(10));
+        let dry = collect(&s, opts(true)).unwrap();
+        assert_eq!(dry.uploads_removed, 1);
         assert_eq!(dry.removed, vec![(orphan.clone(), 7)]);
         assert!(s.blob_path(&orphan).exists());
 
-        let real = collect(&s, false).unwrap();
+        let real = collect(&s, opts(false)).unwrap();
+        assert_eq!(real.upload_bytes_freed, 7);
+        assert!(s.upload_file("r", &stale).unwrap().is_none());
         assert_eq!(real.bytes_freed, 7);
         assert_eq!(real.kept, 3);
         assert_eq!(real.links_removed, 1);

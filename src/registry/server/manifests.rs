@@ -102,22 +102,7 @@ pub async fn put(
     body: Body,
 ) -> Result<Response, RegistryError> {
     let r = parse_ref(reference)?;
-    let too_big = || {
-        RegistryError::new(ErrorCode::SizeInvalid)
-            .status(StatusCode::PAYLOAD_TOO_LARGE)
-            .message(format!(
-                "manifest exceeds the {MAX_MANIFEST_SIZE}-byte limit"
-            ))
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > MAX_MANIFEST_SIZE) {
-        return Err(too_big());
-    }
-    let bytes = axum::body::to_bytes(body, MAX_MANIFEST_SIZE)
-        .await
-        .map_err(|_| too_big())?;
+    let bytes = read_body(headers, body).await?;
     let digest = Digest::of(&bytes);
     if let Ref::Digest(d) = &r {
         if d != &digest {
@@ -166,6 +151,26 @@ pub async fn put(
         set(&mut resp, HeaderName::from_static("oci-subject"), &subject);
     }
     Ok(resp)
+}
+
+/// The request body, at most [`MAX_MANIFEST_SIZE`] bytes.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<axum::body::Bytes, RegistryError> {
+    let too_big = || {
+        RegistryError::new(ErrorCode::SizeInvalid)
+            .status(StatusCode::PAYLOAD_TOO_LARGE)
+            .message(format!(
+                "manifest exceeds the {MAX_MANIFEST_SIZE}-byte limit"
+            ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_MANIFEST_SIZE) {
+        return Err(too_big());
+    }
+    axum::body::to_bytes(body, MAX_MANIFEST_SIZE)
+        .await
+        .map_err(|_| too_big())
 }
 
 /// The media type of a pushed manifest (its `mediaType` field, else the

@@ -27,7 +27,7 @@ use sha2::Sha256;
 pub use auth::{Auth, AuthError};
 pub use error::RegistryError;
 pub use manifests::MAX_MANIFEST_SIZE;
-pub use storage::{Storage, StorageError};
+pub use storage::{Access, Storage, StorageError};
 
 /// Default listen address (Docker's `registry:2` port, loopback only).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
@@ -155,7 +155,12 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         None => None,
     };
     let data = opts.data.clone();
-    let storage = tokio::task::spawn_blocking(move || Storage::open(&data))
+    let access = if opts.read_only {
+        Access::Shared
+    } else {
+        Access::Write
+    };
+    let storage = tokio::task::spawn_blocking(move || Storage::open(&data, access))
         .await
         .map_err(|e| io_error("open the data directory", opts.addr, e))??;
     let io = |op| {

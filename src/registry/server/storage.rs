@@ -47,6 +47,14 @@ pub enum StorageError {
         /// The digest of the bytes received.
         actual: Digest,
     },
+    /// Another process holds the data directory.
+    #[error("data directory {} is in use: {holder}", path.display())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// Who may hold it.
+        holder: &'static str,
+    },
     /// A stored file holds something it never should.
     #[error("corrupt registry data at {}: {what}", path.display())]
     Corrupt {
@@ -70,10 +78,23 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sto
 /// Read chunk size when hashing a finished upload.
 const HASH_CHUNK: usize = 1 << 20;
 
+/// How a process uses the data directory, enforced with `flock` on
+/// `DIR/lock`: one writer (a server) and nothing else, or any number of
+/// readers (read-only servers and `gc`, which must not run beside a writer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// A server accepting pushes: exclusive.
+    Write,
+    /// A read-only server or gc: shared.
+    Shared,
+}
+
 /// The registry's data directory.
 #[derive(Debug)]
 pub struct Storage {
     root: PathBuf,
+    /// Held for the life of the storage; the lock goes with the descriptor.
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// A manifest as stored: its digest, media type and bytes.
@@ -88,13 +109,15 @@ pub struct StoredManifest {
 }
 
 impl Storage {
-    /// Open (creating) the data directory and drop staging leftovers of a
-    /// previous run. Uploads are kept: clients may resume them.
-    pub fn open(root: &Path) -> Result<Storage> {
+    /// Open (creating) the data directory, lock it for `access`, and drop
+    /// staging leftovers of a previous run. Uploads are kept: clients may
+    /// resume them.
+    pub fn open(root: &Path, access: Access) -> Result<Storage> {
         for dir in ["blobs/sha256", "uploads", "repositories", "tmp"] {
             let p = root.join(dir);
             fs::create_dir_all(&p).map_err(io_err("create directory", &p))?;
         }
+        let lock = lock(root, access)?;
         let tmp = root.join("tmp");
         for entry in fs::read_dir(&tmp).map_err(io_err("read directory", &tmp))? {
             let path = entry.map_err(io_err("read directory", &tmp))?.path();
@@ -107,6 +130,7 @@ impl Storage {
         }
         Ok(Storage {
             root: root.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -244,6 +268,35 @@ impl Storage {
         let dir = self.upload_dir(id);
         fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         Ok(true)
+    }
+
+    /// Every upload in progress: id, bytes received, last write.
+    pub fn uploads(&self) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
+        let mut out = Vec::new();
+        for id in list_names(&self.root.join("uploads"))? {
+            if !valid_upload_id(&id) {
+                continue;
+            }
+            let data = self.upload_dir(&id).join("data");
+            match fs::metadata(&data) {
+                Ok(m) => out.push((id, m.len(), m.modified().map_err(io_err("stat", &data))?)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("stat", &data)(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Remove upload `id` whatever its repository.
+    pub fn remove_upload(&self, id: &str) -> Result<()> {
+        if !valid_upload_id(id) {
+            return Ok(());
+        }
+        let dir = self.upload_dir(id);
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &dir)(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Finish upload `id`: fsync, check the digest (`hashed` is the digest
@@ -443,6 +496,34 @@ impl Storage {
     }
 }
 
+fn lock(root: &Path, access: Access) -> Result<nix::fcntl::Flock<File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let path = root.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err("open", &path))?;
+    let arg = match access {
+        Access::Write => FlockArg::LockExclusiveNonblock,
+        Access::Shared => FlockArg::LockSharedNonblock,
+    };
+    Flock::lock(file, arg).map_err(|(_, errno)| {
+        if errno == nix::errno::Errno::EWOULDBLOCK {
+            StorageError::Locked {
+                path: root.to_path_buf(),
+                holder: match access {
+                    Access::Write => "another registry server or gc runs on it",
+                    Access::Shared => "a registry server accepting pushes runs on it (stop it or restart it with --read-only)",
+                },
+            }
+        } else {
+            io_err("lock", &path)(errno.into())
+        }
+    })
+}
+
 /// A new 32-hex-digit random id (upload ids, temp names).
 pub fn random_id() -> String {
     let mut buf = [0u8; 16];
@@ -514,7 +595,7 @@ mod tests {
     #[test]
     fn upload_commit_verifies_and_links() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let s = Storage::open(dir.path(), Access::Write).unwrap();
         let id = s.create_upload("a/b").unwrap();
         assert!(s.upload_file("other", &id).unwrap().is_none());
         let data = s.upload_file("a/b", &id).unwrap().unwrap();
@@ -536,7 +617,7 @@ mod tests {
     #[test]
     fn manifests_tags_and_deletes() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let s = Storage::open(dir.path(), Access::Write).unwrap();
         let m = manifest(b"{}");
         s.put_manifest("r", Some("v1"), &m).unwrap();
         s.put_manifest("r", Some("v2"), &m).unwrap();
@@ -556,10 +637,14 @@ mod tests {
     #[test]
     fn open_clears_staging_but_keeps_uploads() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let s = Storage::open(dir.path(), Access::Write).unwrap();
         let id = s.create_upload("r").unwrap();
         fs::write(dir.path().join("tmp/leftover"), b"x").unwrap();
-        let s = Storage::open(dir.path()).unwrap();
+        let err = Storage::open(dir.path(), Access::Shared).unwrap_err();
+        assert!(matches!(err, StorageError::Locked { .. }), "{err}");
+        drop(s);
+        let s = Storage::open(dir.path(), Access::Write).unwrap();
+        assert!(Storage::open(dir.path(), Access::Write).is_err());
         assert!(!dir.path().join("tmp/leftover").exists());
         assert_eq!(s.upload_size("r", &id).unwrap(), Some(0));
         assert!(s.upload_file("r", "../../etc").unwrap().is_none());

@@ -174,26 +174,8 @@ async fn append(
         .open(&path)
         .await?;
     let size = file.metadata().await?.len();
-    if let Some(range) = headers.get(header::CONTENT_RANGE) {
-        let start = range
-            .to_str()
-            .ok()
-            .and_then(content_range_start)
-            .ok_or_else(|| {
-                RegistryError::new(ErrorCode::BlobUploadInvalid).detail(format!("{range:?}"))
-            })?;
-        if start != size {
-            // Out of order or a repeated chunk: say where the upload stands.
-            return Err(RegistryError::new(ErrorCode::RangeInvalid)
-                .message(format!(
-                    "chunk starts at {start}, the upload holds {size} bytes"
-                ))
-                .header(header::RANGE, range_value(size))
-                .header(header::LOCATION, location(name, id))
-                .header(HeaderName::from_static("docker-upload-uuid"), id));
-        }
-    }
-    let mut hash = match running.take() {
+    check_range(headers, size, name, id)?;
+    let hash = match running.take() {
         Some(r) if r.offset == size => Some(r),
         _ if size == 0 => Some(RunningHash {
             offset: 0,
@@ -201,6 +183,48 @@ async fn append(
         }),
         _ => None,
     };
+    let (received, hash, failure) = receive(file, body, hash).await;
+    *running = hash;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(size + received),
+    }
+}
+
+/// A `Content-Range` must start where the upload ends.
+fn check_range(headers: &HeaderMap, size: u64, name: &str, id: &str) -> Result<(), RegistryError> {
+    let Some(range) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(());
+    };
+    let start = range
+        .to_str()
+        .ok()
+        .and_then(content_range_start)
+        .ok_or_else(|| {
+            RegistryError::new(ErrorCode::BlobUploadInvalid).detail(format!("{range:?}"))
+        })?;
+    if start == size {
+        return Ok(());
+    }
+    // Out of order or a repeated chunk: say where the upload stands.
+    Err(RegistryError::new(ErrorCode::RangeInvalid)
+        .message(format!(
+            "chunk starts at {start}, the upload holds {size} bytes"
+        ))
+        .header(header::RANGE, range_value(size))
+        .header(header::LOCATION, location(name, id))
+        .header(HeaderName::from_static("docker-upload-uuid"), id))
+}
+
+/// Stream `body` to the end of `file`, feeding the running hash; returns
+/// the bytes written, the hash (None once it no longer matches the file)
+/// and the failure, if any. What arrived before a failure stays: a cut-off
+/// chunk leaves a prefix to resume from.
+async fn receive(
+    file: tokio::fs::File,
+    body: Body,
+    mut hash: Option<RunningHash>,
+) -> (u64, Option<RunningHash>, Option<RegistryError>) {
     let mut out = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
@@ -227,16 +251,11 @@ async fn append(
         }
         received += chunk.len() as u64;
     }
-    // What arrived stays: a cut-off chunk leaves a prefix to resume from.
     if let Err(e) = out.flush().await {
         hash = None;
         failure.get_or_insert(e.into());
     }
-    *running = hash;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(size + received),
-    }
+    (received, hash, failure)
 }
 
 /// `bytes 0-99` or `0-99` (Docker clients send the latter) → 0.
