@@ -913,3 +913,80 @@ fn referrers_list_manifests_by_subject() {
     none.expect(200);
     assert_eq!(none.json()["manifests"], serde_json::json!([]));
 }
+
+#[test]
+fn bad_configuration_is_refused_at_start() {
+    let dir = tempdir();
+    let data = dir.path().join("data");
+    let file = |name: &str, content: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let md5 = file("htpasswd", "bob:$apr1$abc$def\n");
+    let empty = file("tokens", "# nothing\n");
+    let junk = file("cert.pem", "not pem\n");
+    let data_s = data.to_str().unwrap();
+    for (args, expect) in [
+        (vec!["--htpasswd", md5.as_str()], "htpasswd -B"),
+        (vec!["--token-file", empty.as_str()], "no tokens"),
+        (
+            vec!["--htpasswd", "/nonexistent/htpasswd"],
+            "failed to read /nonexistent/htpasswd",
+        ),
+        (
+            vec!["--tls-cert", junk.as_str(), "--tls-key", junk.as_str()],
+            "failed to load certificate",
+        ),
+    ] {
+        let mut all = vec![
+            "registry",
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--data",
+            data_s,
+        ];
+        all.extend(args);
+        let out = amber(&all);
+        assert_eq!(out.status.code(), Some(1), "{all:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.starts_with("Error: ") && err.contains(expect),
+            "{all:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_pushes_and_a_reader_that_disconnects() {
+    let (_d, r) = start();
+    let blob: Vec<u8> = (0..4_000_000u32).map(|i| (i % 239) as u8).collect();
+    let d = digest(&blob);
+    std::thread::scope(|s| {
+        for i in 0..6 {
+            let (r, blob) = (&r, &blob);
+            s.spawn(move || push_blob(r, &format!("conc/r{}", i % 3), blob));
+        }
+    });
+    for i in 0..3 {
+        assert_eq!(
+            r.req("GET", &format!("/v2/conc/r{i}/blobs/{d}"), &[], b"")
+                .body,
+            blob
+        );
+    }
+    // A reader that goes away mid-blob does not disturb the server.
+    for _ in 0..5 {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", r.port)).unwrap();
+        write!(c, "GET /v2/conc/r0/blobs/{d} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1000];
+        let _ = c.read(&mut buf).unwrap();
+    }
+    assert_eq!(
+        r.req("GET", &format!("/v2/conc/r1/blobs/{d}"), &[], b"")
+            .body,
+        blob
+    );
+}

@@ -34,6 +34,12 @@ pub enum AuthError {
         #[source]
         source: std::io::Error,
     },
+    /// The token file holds no token.
+    #[error("{}: no tokens in the file (one per line)", path.display())]
+    NoTokens {
+        /// The file.
+        path: PathBuf,
+    },
     /// A line is not a bcrypt htpasswd entry.
     #[error("{}:{line}: {what}", path.display())]
     Invalid {
@@ -139,10 +145,8 @@ impl Auth {
             .map(String::from)
             .collect();
         if tokens.is_empty() {
-            return Err(AuthError::Invalid {
+            return Err(AuthError::NoTokens {
                 path: path.to_path_buf(),
-                line: 0,
-                what: "no tokens in the file".into(),
             });
         }
         Ok(Auth::Tokens(tokens))
