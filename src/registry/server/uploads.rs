@@ -11,6 +11,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
@@ -30,6 +31,11 @@ use crate::types::Digest;
 
 /// Write buffer between the request body and the upload file.
 const WRITE_BUFFER: usize = 1 << 20;
+/// A chunk whose sender goes silent this long is ended (what arrived
+/// stays), so a half-open connection cannot hold an upload forever.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a status request waits for a chunk in flight to settle.
+const STATUS_SETTLE: Duration = Duration::from_secs(2);
 
 /// `POST /v2/<name>/blobs/uploads/`.
 pub async fn start(
@@ -64,6 +70,12 @@ pub async fn status(
     name: &str,
     id: &str,
 ) -> Result<Response, RegistryError> {
+    existing(state, name, id).await?;
+    // A chunk still arriving (the client may be asking because its own
+    // connection broke before the server noticed) holds the lock: let it
+    // settle for a moment so the size is not taken mid-write.
+    let lock = state.upload_lock(id);
+    let _settled = tokio::time::timeout(STATUS_SETTLE, lock.lock()).await;
     let (s, n, i) = (state.storage.clone(), name.to_string(), id.to_string());
     let size = tokio::task::spawn_blocking(move || s.upload_size(&n, &i))
         .await??
@@ -229,8 +241,19 @@ async fn receive(
     let mut stream = body.into_data_stream();
     let mut received = 0u64;
     let mut failure = None;
-    while let Some(chunk) = stream.next().await {
-        let chunk = match chunk {
+    loop {
+        let next = match tokio::time::timeout(BODY_IDLE_TIMEOUT, stream.next()).await {
+            Ok(Some(next)) => next,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(
+                    RegistryError::new(ErrorCode::BlobUploadInvalid)
+                        .message("the client sent nothing for too long"),
+                );
+                break;
+            }
+        };
+        let chunk = match next {
             Ok(c) => c,
             Err(e) => {
                 failure = Some(
