@@ -350,6 +350,46 @@ fn manifests_by_tag_and_digest() {
         r.req("GET", "/v2/app/manifests/multi", &[], b"").body,
         index
     );
+    // PUT by digest with ?tag= (distribution-spec main).
+    let put = r.req(
+        "PUT",
+        &format!("/v2/app/manifests/{md}?tag=x1&tag=x2"),
+        &[("Content-Type", "application/vnd.oci.image.manifest.v1+json")],
+        &img.manifest,
+    );
+    put.expect(201);
+    let oci_tags: Vec<_> = put
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("OCI-Tag"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(oci_tags, ["x1", "x2"]);
+    assert_eq!(
+        r.req("GET", "/v2/app/manifests/x2", &[], b"").body,
+        img.manifest
+    );
+    r.req(
+        "PUT",
+        &format!("/v2/app/manifests/{md}?tag=../x"),
+        &[],
+        &img.manifest,
+    )
+    .expect_error(400, "MANIFEST_INVALID");
+    r.req(
+        "POST",
+        "/v2/app/blobs/uploads/?digest-algorithm=sha512",
+        &[],
+        b"",
+    )
+    .expect_error(400, "UNSUPPORTED");
+    r.req(
+        "POST",
+        "/v2/app/blobs/uploads/?digest-algorithm=sha256",
+        &[],
+        b"",
+    )
+    .expect(202);
     // A tag moves.
     r.req("PUT", "/v2/app/manifests/v1", &[ct], &docker)
         .expect(201);

@@ -154,7 +154,7 @@ mod tests {
             media_type: "application/vnd.oci.image.manifest.v1+json".into(),
             bytes: bytes.into_bytes(),
         };
-        s.put_manifest("r", Some("t"), &m).unwrap();
+        s.put_manifest("r", &["t".into()], &m).unwrap();
 
         let stale = s.create_upload("r").unwrap();
         fs::write(s.upload_file("r", &stale).unwrap().unwrap(), b"partial").unwrap();

@@ -98,10 +98,12 @@ pub async fn put(
     state: &Arc<AppState>,
     name: &str,
     reference: &str,
+    q: &Query,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
     let r = parse_ref(reference)?;
+    let tags = tags_to_apply(&r, q)?;
     let bytes = read_body(headers, body).await?;
     let digest = Digest::of(&bytes);
     if let Ref::Digest(d) = &r {
@@ -123,18 +125,14 @@ pub async fn put(
         bytes: bytes.to_vec(),
     };
     let (s, n) = (state.storage.clone(), name.to_string());
-    let tag = match r {
-        Ref::Tag(t) => Some(t),
-        Ref::Digest(_) => None,
-    };
-    let tag2 = tag.clone();
+    let tags2 = tags.clone();
     tokio::task::spawn_blocking(move || -> Result<(), RegistryError> {
         check_references(&s, &n, &m.media_type, &json)?;
-        s.put_manifest(&n, tag2.as_deref(), &m)?;
+        s.put_manifest(&n, &tags2, &m)?;
         Ok(())
     })
     .await??;
-    tracing::info!(repository = name, tag = tag.as_deref().unwrap_or(""), %digest, "manifest stored");
+    tracing::info!(repository = name, tags = ?tags, %digest, "manifest stored");
     let mut resp = StatusCode::CREATED.into_response();
     set(
         &mut resp,
@@ -150,7 +148,34 @@ pub async fn put(
     if let Some(subject) = subject {
         set(&mut resp, HeaderName::from_static("oci-subject"), &subject);
     }
+    for tag in &tags {
+        if let Ok(v) = tag.parse() {
+            resp.headers_mut()
+                .append(HeaderName::from_static("oci-tag"), v);
+        }
+    }
     Ok(resp)
+}
+
+/// The tags a manifest PUT points at it: the reference when it is a tag,
+/// plus `?tag=` parameters (distribution-spec main, end-7b) on a PUT by
+/// digest.
+fn tags_to_apply(r: &Ref, q: &Query) -> Result<Vec<String>, RegistryError> {
+    let mut tags: Vec<String> = match r {
+        Ref::Tag(t) => vec![t.clone()],
+        Ref::Digest(_) => Vec::new(),
+    };
+    for t in q.all("tag") {
+        if !valid_tag(t) {
+            return Err(RegistryError::new(ErrorCode::ManifestInvalid)
+                .message("invalid tag")
+                .detail(t));
+        }
+        if !tags.iter().any(|x| x == t) {
+            tags.push(t.to_string());
+        }
+    }
+    Ok(tags)
 }
 
 /// The request body, at most [`MAX_MANIFEST_SIZE`] bytes.

@@ -150,7 +150,7 @@ async fn dispatch(state: &Arc<AppState>, req: Request) -> Result<Response, Regis
         (Referrers(name, d), Method::GET) => manifests::referrers(state, &name, &d, &q).await,
         (Manifest(name, r), Method::GET) => manifests::get(state, &name, &r, false).await,
         (Manifest(name, r), Method::HEAD) => manifests::get(state, &name, &r, true).await,
-        (Manifest(name, r), Method::PUT) => manifests::put(state, &name, &r, h, body).await,
+        (Manifest(name, r), Method::PUT) => manifests::put(state, &name, &r, &q, h, body).await,
         (Manifest(name, r), Method::DELETE) => manifests::delete(state, &name, &r).await,
         (Blob(name, d), Method::GET) => blobs::get(state, &name, &d, h, false).await,
         (Blob(name, d), Method::HEAD) => blobs::get(state, &name, &d, h, true).await,
@@ -184,6 +184,14 @@ impl Query {
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         )
+    }
+
+    /// Every value of `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The first value of `key`.

@@ -45,6 +45,13 @@ pub async fn start(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, RegistryError> {
+    // distribution-spec main (end-4c): only sha256 is offered.
+    if let Some(alg) = q.get("digest-algorithm").filter(|a| *a != "sha256") {
+        return Err(RegistryError::new(ErrorCode::Unsupported)
+            .status(StatusCode::BAD_REQUEST)
+            .message("unsupported digest algorithm: only sha256 is supported")
+            .detail(alg));
+    }
     if let (Some(mount), Some(from)) = (q.get("mount"), q.get("from")) {
         let digest = digest_arg(mount)?;
         if valid_name(from) && state.blob_in_repo(from, &digest).await?.is_some() {

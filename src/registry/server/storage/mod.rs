@@ -216,8 +216,8 @@ impl Storage {
             .map_err(io_err("fsync directory", dir))
     }
 
-    /// Store a manifest (already validated) and point `tag` at it.
-    pub fn put_manifest(&self, name: &str, tag: Option<&str>, m: &StoredManifest) -> Result<()> {
+    /// Store a manifest (already validated) and point `tags` at it.
+    pub fn put_manifest(&self, name: &str, tags: &[String], m: &StoredManifest) -> Result<()> {
         let blob = self.blob_path(&m.digest);
         if !exists(&blob)? {
             self.write_atomic(&blob, &m.bytes)?;
@@ -226,7 +226,7 @@ impl Storage {
             &self.revision_link(name, &m.digest),
             m.media_type.as_bytes(),
         )?;
-        if let Some(tag) = tag {
+        for tag in tags {
             let link = self.tag_dir(name).join(tag);
             self.write_atomic(&link, m.digest.to_string().as_bytes())?;
         }
@@ -455,8 +455,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path(), Access::Write).unwrap();
         let m = manifest(b"{}");
-        s.put_manifest("r", Some("v1"), &m).unwrap();
-        s.put_manifest("r", Some("v2"), &m).unwrap();
+        s.put_manifest("r", &["v1".into()], &m).unwrap();
+        s.put_manifest("r", &["v2".into()], &m).unwrap();
         assert_eq!(s.tags("r").unwrap().unwrap(), ["v1", "v2"]);
         assert_eq!(s.tag_target("r", "v1").unwrap(), Some(m.digest.clone()));
         assert_eq!(
