@@ -145,6 +145,8 @@ pub fn router(storage: Storage, auth: Auth, read_only: bool, tls: bool) -> axum:
 
 /// Serve until SIGINT or SIGTERM.
 pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
+    // Credentials and certificates first: a typo fails before anything is
+    // created or bound.
     let auth = match (&opts.htpasswd, &opts.token_file) {
         (Some(p), _) => Auth::htpasswd(p)?,
         (None, Some(p)) => Auth::tokens(p)?,
@@ -184,28 +186,52 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         "registry listening"
     );
     let stop = shutdown_signal().map_err(io("install signal handlers"))?;
-    let (stopped_tx, stopped_rx) = tokio::sync::watch::channel(false);
+    serve_until(listener, tls, app, stop)
+        .await
+        .map_err(io("serve"))
+}
+
+/// Serve on `listener` (through TLS when given) until `stop`, then give
+/// open requests [`SHUTDOWN_GRACE`] to finish.
+async fn serve_until(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    use std::future::IntoFuture;
+    let (stopped_tx, mut stopped_rx) = tokio::sync::watch::channel(false);
     let graceful = async move {
-        let mut rx = stopped_rx;
-        let _ = rx.wait_for(|s| *s).await;
+        let _ = stopped_rx.wait_for(|s| *s).await;
     };
     let served = match tls {
         Some(acceptor) => {
             let listener = tls::TlsListener::new(listener, acceptor);
-            let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-            tokio::spawn(async move { server.await })
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            )
         }
         None => {
-            let server = axum::serve(listener, app).with_graceful_shutdown(graceful);
-            tokio::spawn(async move { server.await })
+            // Small answers (HEAD, 201) must not wait for Nagle.
+            let listener = listener.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(graceful)
+                    .into_future(),
+            )
         }
     };
     stop.await;
     tracing::info!("shutting down");
     let _ = stopped_tx.send(true);
     match tokio::time::timeout(SHUTDOWN_GRACE, served).await {
-        Ok(Ok(r)) => r.map_err(io("serve")),
-        Ok(Err(e)) => Err(io_error("serve", opts.addr, e)),
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(std::io::Error::other(e)),
         Err(_) => {
             tracing::info!("open connections remain after the grace period; exiting anyway");
             Ok(())
