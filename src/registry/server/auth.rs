@@ -180,7 +180,7 @@ impl Auth {
                 Err(challenge(format!("Basic realm=\"{REALM}\"")))
             }
             Auth::Tokens(_) => {
-                let bearer = authz.as_deref().and_then(|a| a.strip_prefix("Bearer "));
+                let bearer = authz.as_deref().and_then(|a| strip_scheme(a, "Bearer"));
                 if bearer.is_some_and(|t| self.token_valid(t.trim())) {
                     return Ok(());
                 }
@@ -189,6 +189,11 @@ impl Auth {
                 )))
             }
         }
+    }
+
+    /// Whether this server hands out bearer tokens at `/token`.
+    pub fn has_tokens(&self) -> bool {
+        matches!(self, Auth::Tokens(_))
     }
 
     /// Whether `token` is one of the static tokens (constant time per token).
@@ -234,13 +239,19 @@ fn read(path: &Path) -> Result<String, AuthError> {
 
 /// `Basic base64(user:password)` → (user, password).
 fn parse_basic(value: &str) -> Option<(String, String)> {
-    let encoded = value.strip_prefix("Basic ")?.trim();
+    let encoded = strip_scheme(value, "Basic")?.trim();
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
     let s = String::from_utf8(decoded).ok()?;
     let (u, p) = s.split_once(':')?;
     Some((u.to_string(), p.to_string()))
+}
+
+/// The credentials after an auth scheme, which is case-insensitive (RFC 9110 §11.1).
+fn strip_scheme<'a>(value: &'a str, scheme: &str) -> Option<&'a str> {
+    let (s, rest) = value.split_once(' ')?;
+    s.eq_ignore_ascii_case(scheme).then_some(rest)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -270,6 +281,10 @@ mod tests {
             Some(("alice".into(), "s:s".into()))
         );
         assert_eq!(parse_basic("Bearer x"), None);
+        assert_eq!(
+            parse_basic("basic YWxpY2U6czpz"),
+            Some(("alice".into(), "s:s".into()))
+        );
         assert_eq!(parse_basic("Basic !!"), None);
     }
 

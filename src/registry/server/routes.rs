@@ -112,10 +112,14 @@ pub async fn handle(State(state): State<Arc<AppState>>, req: Request) -> Respons
 
 async fn dispatch(state: &Arc<AppState>, req: Request) -> Result<Response, RegistryError> {
     let route = parse(req.uri().path());
-    if route == Ok(Route::Token) {
-        let token = state.auth.issue_token(req.headers())?;
-        return Ok(axum::Json(token).into_response());
-    }
+    let route = match route {
+        Ok(Route::Token) if state.auth.has_tokens() => {
+            let token = state.auth.issue_token(req.headers())?;
+            return Ok(axum::Json(token).into_response());
+        }
+        Ok(Route::Token) => Err(RouteError::NotFound),
+        other => other,
+    };
     state
         .auth
         .check(req.headers(), &state.token_realm(req.headers()))
