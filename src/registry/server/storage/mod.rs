@@ -222,13 +222,18 @@ impl Storage {
         if !exists(&blob)? {
             self.write_atomic(&blob, &m.bytes)?;
         }
-        self.write_atomic(
-            &self.revision_link(name, &m.digest),
-            m.media_type.as_bytes(),
-        )?;
+        // A re-push of what is already there writes (and fsyncs) nothing.
+        let revision = self.revision_link(name, &m.digest);
+        if self.manifest_type(name, &m.digest)?.as_deref() != Some(m.media_type.as_str()) {
+            self.write_atomic(&revision, m.media_type.as_bytes())?;
+        }
         for tag in tags {
-            let link = self.tag_dir(name).join(tag);
-            self.write_atomic(&link, m.digest.to_string().as_bytes())?;
+            // An unreadable or corrupt tag link is simply rewritten.
+            let current = self.tag_target(name, tag).unwrap_or(None);
+            if current.as_ref() != Some(&m.digest) {
+                let link = self.tag_dir(name).join(tag);
+                self.write_atomic(&link, m.digest.to_string().as_bytes())?;
+            }
         }
         Ok(())
     }
