@@ -313,6 +313,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever passes the name grammar joins onto a data directory
+        /// as plain components only: no way out of it.
+        #[test]
+        fn valid_names_stay_inside_the_root(name in "[a-z0-9._/%-]{0,24}") {
+            if valid_name(&name) {
+                let path = std::path::Path::new("/data/repositories").join(&name);
+                proptest::prop_assert!(path.starts_with("/data/repositories/"));
+                for c in std::path::Path::new(&name).components() {
+                    let plain = matches!(c, std::path::Component::Normal(s)
+                        if !s.to_string_lossy().starts_with(['_', '.', '-']));
+                    proptest::prop_assert!(plain, "{name}");
+                }
+                proptest::prop_assert!(!name.contains('%') && !name.contains("//"));
+            }
+        }
+
+        #[test]
+        fn digests_parse_or_refuse_without_panic(s in ".{0,80}") {
+            let _ = parse_digest(&s);
+            let _ = valid_tag(&s);
+            let _ = valid_name(&s);
+        }
+    }
+
     #[test]
     fn tags_follow_the_spec_grammar() {
         for good in ["latest", "v1.0", "_x", "A-b.c_d", &"t".repeat(128)] {

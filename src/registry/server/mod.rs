@@ -81,15 +81,21 @@ pub enum ServeError {
 /// The running digest of an upload: valid while `offset` equals the size of
 /// its data file.
 pub(crate) struct RunningHash {
+    /// Bytes hashed so far.
     pub offset: u64,
+    /// The hash state over them.
     pub hasher: Sha256,
 }
 
 /// What every handler shares.
 pub(crate) struct AppState {
+    /// The data directory.
     pub storage: Arc<Storage>,
+    /// How requests authenticate.
     pub auth: Arc<Auth>,
+    /// Refuse writes.
     pub read_only: bool,
+    /// Served over HTTPS (for the token realm URL).
     tls: bool,
     /// One lock per upload id (serializes chunks), holding its running hash.
     uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<RunningHash>>>>>,
