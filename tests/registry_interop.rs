@@ -400,3 +400,94 @@ fn podman_push_and_pull() {
     assert_eq!(got.trim(), id);
     assert_eq!(format!("sha256:{id}"), digest(&img.config));
 }
+
+#[test]
+fn podman_login_push_and_search_with_htpasswd() {
+    let dir = tempdir();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("alice:{}\n", bcrypt::hash("s3cret", 5).unwrap()),
+    )
+    .unwrap();
+    let r = Registry::start(
+        &dir.path().join("data"),
+        &["--htpasswd", htpasswd.to_str().unwrap()],
+    );
+    let proot = dir.path().join("podman");
+    std::fs::create_dir_all(&proot).unwrap();
+    std::fs::write(proot.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    let img = TestImage::new("login");
+    let src = layout(dir.path(), &img, "v1");
+    let seeded = format!("{}/seed/img:v1", r.host());
+    ok(
+        skopeo(
+            dir.path(),
+            &[
+                "copy",
+                "--dest-tls-verify=false",
+                "--dest-creds",
+                "alice:s3cret",
+                &src,
+                &format!("docker://{seeded}"),
+            ],
+        ),
+        "seed",
+    );
+    let name = format!("{}/team/app:v1", r.host());
+    // Without login, podman can neither pull nor push.
+    assert!(!podman(&proot, &["pull", "--tls-verify=false", &seeded])
+        .status
+        .success());
+    let wrong = podman(
+        &proot,
+        &[
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "alice",
+            "-p",
+            "nope",
+            &r.host(),
+        ],
+    );
+    assert!(!wrong.status.success());
+    ok(
+        podman(
+            &proot,
+            &[
+                "login",
+                "--tls-verify=false",
+                "-u",
+                "alice",
+                "-p",
+                "s3cret",
+                &r.host(),
+            ],
+        ),
+        "login",
+    );
+    ok(
+        podman(&proot, &["pull", "--tls-verify=false", &seeded]),
+        "pull after login",
+    );
+    ok(
+        podman(&proot, &["push", "--tls-verify=false", &seeded, &name]),
+        "push after login",
+    );
+    let found = ok(
+        podman(
+            &proot,
+            &[
+                "search",
+                "--tls-verify=false",
+                &format!("{}/team", r.host()),
+            ],
+        ),
+        "search",
+    );
+    assert!(found.contains("team/app"), "{found}");
+    ok(podman(&proot, &["logout", &r.host()]), "logout");
+    r.req("GET", "/v2/team/app/manifests/v1", &[], b"")
+        .expect(401);
+}
