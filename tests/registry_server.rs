@@ -25,6 +25,20 @@ fn tempdir() -> tempfile::TempDir {
         .unwrap()
 }
 
+/// Wait until the upload at `location` holds at least `min` bytes on disk.
+fn wait_for_upload(data: &std::path::Path, location: &str, min: u64) {
+    let id = location.rsplit('/').next().unwrap();
+    let file = data.join("uploads").join(id).join("data");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) < min {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upload {id} never reached {min} bytes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn start() -> (tempfile::TempDir, Registry) {
     let dir = tempdir();
     let r = Registry::start(&dir.path().join("data"), &[]);
@@ -230,6 +244,8 @@ fn upload_cut_off_midway_resumes() {
         .to_string();
     // The client declares the whole blob, sends 700 kB, and disconnects.
     cut_off(r.port, "PATCH", &loc, &[], data.len(), &data[..700_000]);
+    // On a loaded machine the server may still be taking the bytes in.
+    wait_for_upload(&r.data, &loc, 700_000);
     let st = r.req("GET", &loc, &[], b"");
     st.expect(204);
     let range = st.header("Range").unwrap();
@@ -863,7 +879,7 @@ fn killed_mid_upload_serves_no_partial_blob_and_resumes() {
             blob.len(),
             &blob[..1_500_000],
         );
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        wait_for_upload(&data, &loc, 1);
         r.kill9();
     }
     drop((chunk_hang, mono_hang));
