@@ -909,11 +909,17 @@ fn killed_mid_upload_serves_no_partial_blob_and_resumes() {
 }
 
 #[test]
-fn sigterm_stops_cleanly() {
+fn sigterm_and_sigint_stop_cleanly() {
     let (_d, mut r) = start();
     r.req("GET", "/v2/", &[], b"").expect(200);
     assert!(r.stop(), "{}", r.log());
     assert!(r.log().contains("shutting down"));
+
+    let (_d, mut r) = start();
+    let mut child = r.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}: {}", r.log());
 }
 
 #[test]
