@@ -22,6 +22,8 @@ command -v htpasswd >/dev/null 2>&1 || need_apt="$need_apt apache2-utils"
 command -v ip >/dev/null 2>&1 || need_apt="$need_apt iproute2"
 command -v nft >/dev/null 2>&1 || need_apt="$need_apt nftables"
 command -v nsenter >/dev/null 2>&1 || need_apt="$need_apt util-linux"
+# Self-signed certificates for the registry server's TLS tests.
+command -v openssl >/dev/null 2>&1 || need_apt="$need_apt openssl"
 # The docker CLI is a test client of amber's API (amber never runs dockerd).
 command -v docker >/dev/null 2>&1 || need_apt="$need_apt docker.io"
 if [ -n "$need_apt" ]; then

@@ -130,6 +130,9 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Run an OCI distribution registry server, collect its garbage.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -241,6 +244,15 @@ pub enum SystemCommand {
     Info(info::Args),
 }
 
+/// `amber registry ...`.
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve an OCI distribution (registry v2) API in the foreground.
+    Serve(registry_serve::Args),
+    /// Remove blobs no manifest references.
+    Gc(registry_gc::Args),
+}
+
 /// Parse the command line, run the command and return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -291,6 +303,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Shim { args } => Ok(crate::runtime::shim_main(args)),
         Command::Proxy { args } => Ok(crate::net::proxy_process::proxy_main(args)),
+        Command::Registry(RegistryCommand::Serve(a)) => {
+            init_logging(&cli.log_level, &cli.log_format)?;
+            registry_serve::run(a).await
+        }
+        Command::Registry(RegistryCommand::Gc(a)) => {
+            init_logging(&cli.log_level, &cli.log_format)?;
+            registry_gc::run(a).await
+        }
         Command::Version(a) => version::run(&c?, a).await,
         Command::Info(a) | Command::System(SystemCommand::Info(a)) => info::run(&c?, a).await,
         Command::Import(a) | Command::Image(ImageCommand::Import(a)) => import::run(&c?, a).await,

@@ -28,6 +28,8 @@ pub mod prune;
 pub mod ps;
 pub mod pull;
 pub mod push;
+pub mod registry_gc;
+pub mod registry_serve;
 pub mod rename;
 pub mod restart;
 pub mod rm;

@@ -1,0 +1,137 @@
+//! The seed's private-registry flow with amber alone — `amber registry
+//! serve` on a free loopback port, tag, push, `/v2/_catalog`, rmi, pull,
+//! run — then auth (401 and a clear message, login, wrong password), and
+//! podman pulling what amber pushed and amber pulling what podman pushed.
+
+mod common;
+mod registry_common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{stderr, stdout, Daemon};
+use registry_common::Registry;
+
+fn podman(root: &Path, args: &[&str]) -> Output {
+    Command::new("podman")
+        .env("REGISTRY_AUTH_FILE", root.join("auth.json"))
+        .arg("--root")
+        .arg(root.join("storage"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args)
+        .output()
+        .expect("podman must be installed (tests/deps.sh installs it)")
+}
+
+fn curl(url: &str) -> String {
+    stdout(&Command::new("curl").args(["-s", url]).output().unwrap())
+}
+
+#[test]
+fn seed_flow_with_amber_registry_and_podman() {
+    let d = Daemon::start();
+    let reg = Registry::start(&d.dir.path().join("registry"), &[]);
+    d.import_busybox("busybox");
+    let name = format!("{}/busybox:latest", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    d.ok(&["push", &name]);
+    let catalog = curl(&format!("http://{}/v2/_catalog", reg.host()));
+    assert!(catalog.contains("\"busybox\""), "{catalog}");
+    d.ok(&["rmi", &name, "busybox"]);
+    d.ok(&["pull", &name]);
+    assert_eq!(
+        d.ok(&["run", "--rm", &name, "echo", "from-registry"])
+            .trim(),
+        "from-registry"
+    );
+
+    // podman pulls what amber pushed, and pushes back; amber pulls that.
+    let proot = d.dir.path().join("podman");
+    std::fs::create_dir_all(&proot).unwrap();
+    std::fs::write(proot.join("auth.json"), r#"{"auths":{}}"#).unwrap();
+    let o = podman(&proot, &["pull", "--tls-verify=false", &name]);
+    assert!(o.status.success(), "podman pull: {}", stderr(&o));
+    let by_podman = format!("{}/from-podman:1", reg.host());
+    let o = podman(&proot, &["tag", &name, &by_podman]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = podman(&proot, &["push", "--tls-verify=false", &by_podman]);
+    assert!(o.status.success(), "podman push: {}", stderr(&o));
+    d.ok(&["pull", &by_podman]);
+    assert_eq!(
+        d.ok(&["run", "--rm", &by_podman, "echo", "podman-pushed"])
+            .trim(),
+        "podman-pushed"
+    );
+    d.assert_check_clean();
+    let _ = std::fs::remove_dir_all(&proot);
+}
+
+#[test]
+fn push_needs_login_and_wrong_passwords_are_refused() {
+    let d = Daemon::start();
+    let dir = d.dir.path().to_path_buf();
+    let htpasswd = dir.join("htpasswd");
+    let st = Command::new("htpasswd")
+        .args(["-Bbc", htpasswd.to_str().unwrap(), "qa", "s3cret"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let reg = Registry::start(
+        &dir.join("registry"),
+        &["--htpasswd", htpasswd.to_str().unwrap()],
+    );
+    d.import_busybox("busybox");
+    let name = format!("{}/private/bb:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    let cfg = dir.join("client");
+    let amber = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let mut c = Command::new(common::amber_bin())
+            .arg("-H")
+            .arg(d.host())
+            .args(args)
+            .env("AMBER_CONFIG", &cfg)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let o = amber(&["push", &name], "");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authentication required"),
+        "{}",
+        stderr(&o)
+    );
+    let o = amber(
+        &["login", "-u", "qa", "--password-stdin", &reg.host()],
+        "nope\n",
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("wrong user name or password"),
+        "{}",
+        stderr(&o)
+    );
+    let o = amber(
+        &["login", "-u", "qa", "--password-stdin", &reg.host()],
+        "s3cret\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = amber(&["push", &name], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Pushed"));
+}
