@@ -37,13 +37,7 @@ const MAX_DOCUMENT: usize = 4 << 20;
 /// How long one request may wait for response headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Media types a pull accepts for manifests, best first.
-pub const MANIFEST_TYPES: &[&str] = &[
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
+pub use crate::registry::distribution::MANIFEST_TYPES;
 
 /// Errors of registry operations.
 #[derive(Debug, thiserror::Error)]
