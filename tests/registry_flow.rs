@@ -135,3 +135,108 @@ fn push_needs_login_and_wrong_passwords_are_refused() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Pushed"));
 }
+
+#[test]
+fn https_registry_trusted_through_certs_d() {
+    let d0 = tempfile::Builder::new()
+        .prefix("amber-tls-")
+        .tempdir()
+        .unwrap();
+    // A CA and a server certificate for 127.0.0.1 signed by it.
+    let p = |n: &str| d0.path().join(n).to_str().unwrap().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("cert.pem"),
+        p("key.pem"),
+        p("leaf.csr"),
+        p("ext.cnf"),
+    );
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        vec!["req", "-x509"]
+            .into_iter()
+            .chain(ec)
+            .chain([
+                "-days",
+                "1",
+                "-subj",
+                "/CN=amber-test-ca",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+            ])
+            .collect::<Vec<_>>(),
+        vec!["req"]
+            .into_iter()
+            .chain(ec)
+            .chain(["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr])
+            .collect(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &ext,
+            "-out",
+            &cert,
+        ],
+    ] {
+        let o = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl must be installed (tests/deps.sh installs it)");
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    }
+    let (cert, key) = (
+        std::path::PathBuf::from(cert),
+        std::path::PathBuf::from(key),
+    );
+    let reg = Registry::start(
+        &d0.path().join("registry"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    // Without the CA the registry is refused (HTTPS fails; loopback may fall
+    // back to HTTP, which a TLS server does not speak).
+    let certs_d = d0.path().join("certs.d");
+    let cfg = d0.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        format!("{{\"registry-certs-dir\": \"{}\"}}", certs_d.display()),
+    )
+    .unwrap();
+    let d = Daemon::start_with_args(&["--config-file", cfg.to_str().unwrap()]);
+    d.import_busybox("busybox");
+    let name = format!("{}/tls/bb:1", reg.host());
+    d.ok(&["tag", "busybox", &name]);
+    let err = d.fails(&["push", &name]);
+    assert!(!err.is_empty());
+    // With the CA in certs.d/<host:port>/ca.crt, push and pull over HTTPS.
+    std::fs::create_dir_all(certs_d.join(reg.host())).unwrap();
+    std::fs::copy(&ca, certs_d.join(reg.host()).join("ca.crt")).unwrap();
+    d.ok(&["push", &name]);
+    d.ok(&["rmi", &name, "busybox"]);
+    d.ok(&["pull", &name]);
+    assert_eq!(d.ok(&["run", "--rm", &name, "echo", "tls"]).trim(), "tls");
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{Engine, EngineError};
-use crate::registry::client::{self, Credentials, Progress, RegistryError};
+use crate::registry::client::{self, Credentials, Progress};
 use crate::store::BlobCompression;
 use crate::types::{Digest, Reference, DEFAULT_DOMAIN};
 
@@ -62,18 +62,13 @@ impl Engine {
     /// `POST /auth`: check credentials against a registry.
     pub async fn check_login(&self, creds: Credentials) -> Result<(), EngineError> {
         let host = registry_host(&creds.serveraddress);
-        if !self.registry.is_insecure(&host) {
-            return Err(RegistryError::Invalid(format!(
-                "registry {host} needs HTTPS, which this amber build does not speak as a client yet"
-            ))
-            .into());
-        }
-        let ep = client::Endpoint {
-            base: format!("http://{host}"),
-            host: host.clone(),
-            repo: String::new(),
+        let host = if host.is_empty() || host == DEFAULT_DOMAIN {
+            "registry-1.docker.io".to_string()
+        } else {
+            host
         };
-        let s = client::Session::new(ep, Some(creds), "pull");
+        let ep = client::Endpoint::new(&host, &host, "", &self.registry);
+        let s = client::Session::new(ep, Some(creds), "pull", &self.registry)?;
         s.authenticate().await?;
         Ok(())
     }

@@ -1,14 +1,15 @@
 //! The daemon's registry client: pull, push and catalog search over the
 //! OCI distribution API, with Docker's auth flows and progress messages.
 //!
-//! Plain HTTP is used only for loopback registries and those listed in
-//! `insecure-registries`; anything else is refused with a clear message
-//! (this build speaks no TLS as a client). Pulls of Docker Hub images try
-//! `registry-mirrors` first, as Docker does.
+//! HTTPS always comes first (system CAs plus `certs.d/<host>/*.crt`); plain
+//! HTTP is a fallback only for loopback registries and those listed in
+//! `insecure-registries`, as Docker does. Pulls of Docker Hub images try
+//! `registry-mirrors` first.
 
 pub mod auth;
 mod pull;
 mod push;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{Method, Request, Response, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -60,7 +62,7 @@ pub enum RegistryError {
 }
 
 /// Registry settings of the daemon (`/etc/amber/daemon.json`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RegistryConfig {
     /// Mirrors of Docker Hub, tried first for its images (`http://host:port`).
@@ -69,6 +71,23 @@ pub struct RegistryConfig {
     /// Registries that may be used over plain HTTP (`host:port`).
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// Per-registry CA certificates: `<dir>/<host:port>/*.crt`.
+    #[serde(default = "default_certs_dir")]
+    pub registry_certs_dir: std::path::PathBuf,
+}
+
+fn default_certs_dir() -> std::path::PathBuf {
+    tls::DEFAULT_CERTS_DIR.into()
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            registry_mirrors: Vec::new(),
+            insecure_registries: Vec::new(),
+            registry_certs_dir: default_certs_dir(),
+        }
+    }
 }
 
 impl RegistryConfig {
@@ -82,7 +101,7 @@ impl RegistryConfig {
         }
     }
 
-    /// Whether `host` may be spoken to over plain HTTP.
+    /// Whether `host` may be spoken to over plain HTTP (after HTTPS fails).
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
         name == "localhost"
@@ -98,39 +117,65 @@ impl RegistryConfig {
 /// Where an image lives: a registry endpoint and a repository in it.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
-    /// `http://127.0.0.1:5000` (no trailing slash).
+    /// `https://127.0.0.1:5000` (no trailing slash): tried first.
     pub base: String,
     /// `host:port` as written in image names (for messages and credentials).
     pub host: String,
     /// The repository (`library/busybox`).
     pub repo: String,
+    /// Plain HTTP allowed when HTTPS fails.
+    pub insecure: bool,
+}
+
+impl Endpoint {
+    /// The endpoint of `api_host` (`host:port`), HTTPS first.
+    pub fn new(host: &str, api_host: &str, repo: &str, cfg: &RegistryConfig) -> Endpoint {
+        Endpoint {
+            base: format!("https://{api_host}"),
+            host: host.to_string(),
+            repo: repo.to_string(),
+            insecure: cfg.is_insecure(api_host),
+        }
+    }
+
+    /// A mirror given as a URL (`http://host:port` or `https://...`).
+    pub fn mirror(url: &str, repo: &str) -> Endpoint {
+        let url = url.trim_end_matches('/');
+        let host = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
+        let base = if url.starts_with("http://") || url.starts_with("https://") {
+            url.to_string()
+        } else {
+            format!("https://{url}")
+        };
+        Endpoint {
+            insecure: base.starts_with("http://"),
+            base,
+            host,
+            repo: repo.to_string(),
+        }
+    }
 }
 
 /// The origin endpoint of a reference (`docker.io` → Docker Hub's API host).
-pub fn origin(r: &Reference, cfg: &RegistryConfig) -> Result<Endpoint, RegistryError> {
+pub fn origin(r: &Reference, cfg: &RegistryConfig) -> Endpoint {
     let host = r.domain().to_string();
     let api_host = if host == crate::types::DEFAULT_DOMAIN {
         "registry-1.docker.io".to_string()
     } else {
         host.clone()
     };
-    if !cfg.is_insecure(&api_host) {
-        return Err(RegistryError::Invalid(format!(
-            "registry {host} needs HTTPS, which this amber build does not speak as a client yet; \
-             use a registry on localhost or list it in \"insecure-registries\" in /etc/amber/daemon.json"
-        )));
-    }
-    Ok(Endpoint {
-        base: format!("http://{api_host}"),
-        host,
-        repo: r.path().to_string(),
-    })
+    Endpoint::new(&host, &api_host, r.path(), cfg)
 }
 
 /// A session with one registry endpoint and repository (auth cached).
 pub struct Session {
-    http: Client<HttpConnector, Body>,
+    http: Client<HttpsConnector<HttpConnector>, Body>,
     ep: Endpoint,
+    /// The scheme and host that answered (`https://` unless it fell back).
+    base: Mutex<String>,
     creds: Option<Credentials>,
     /// `Authorization` value, once known.
     authz: Mutex<Option<String>>,
@@ -166,18 +211,35 @@ pub fn full(b: impl Into<Bytes>) -> Body {
 
 impl Session {
     /// Open a session for `scope` (`pull` or `pull,push`) on `ep`.
-    pub fn new(ep: Endpoint, creds: Option<Credentials>, actions: &str) -> Session {
+    pub fn new(
+        ep: Endpoint,
+        creds: Option<Credentials>,
+        actions: &str,
+        cfg: &RegistryConfig,
+    ) -> Result<Session, RegistryError> {
         let mut conn = HttpConnector::new();
         conn.set_connect_timeout(Some(Duration::from_secs(10)));
         conn.set_nodelay(true);
+        conn.enforce_http(false);
+        let tls = tls::client_config(&cfg.registry_certs_dir, &ep.host)?;
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(conn);
         let scope = format!("repository:{}:{actions}", ep.repo);
-        Session {
-            http: Client::builder(TokioExecutor::new()).build(conn),
+        Ok(Session {
+            http: Client::builder(TokioExecutor::new()).build(https),
+            base: Mutex::new(ep.base.clone()),
             ep,
             creds,
             authz: Mutex::new(None),
             scope,
-        }
+        })
+    }
+
+    fn base(&self) -> String {
+        self.base.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The endpoint.
@@ -187,7 +249,12 @@ impl Session {
 
     /// `/v2/<repo>/<rest>` as a URL.
     pub fn url(&self, rest: &str) -> String {
-        format!("{}/v2/{}/{rest}", self.ep.base, self.ep.repo)
+        format!("{}/v2/{}/{rest}", self.base(), self.ep.repo)
+    }
+
+    /// `/v2/<rest>` (catalog) as a URL.
+    pub fn root_url(&self, rest: &str) -> String {
+        format!("{}/v2/{rest}", self.base())
     }
 
     /// A URL the registry gave (`Location`), made absolute.
@@ -195,14 +262,23 @@ impl Session {
         if location.starts_with("http://") || location.starts_with("https://") {
             location.to_string()
         } else {
-            format!("{}{location}", self.ep.base)
+            format!("{}{location}", self.base())
         }
     }
 
     /// Check `/v2/` and settle authentication for this session's scope.
     pub async fn authenticate(&self) -> Result<(), RegistryError> {
-        let url = format!("{}/v2/", self.ep.base);
-        let resp = self.raw(Method::GET, &url, &[], empty(), None).await?;
+        let mut url = self.root_url("");
+        let resp = match self.raw(Method::GET, &url, &[], empty(), None).await {
+            Err(RegistryError::Remote(e)) if self.ep.insecure && url.starts_with("https://") => {
+                tracing::debug!(host = %self.ep.host, error = %e, "HTTPS failed, trying plain HTTP");
+                let http = self.base().replacen("https://", "http://", 1);
+                *self.base.lock().unwrap_or_else(|p| p.into_inner()) = http;
+                url = self.root_url("");
+                self.raw(Method::GET, &url, &[], empty(), None).await?
+            }
+            r => r?,
+        };
         match resp.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -257,11 +333,6 @@ impl Session {
         let mut url = format!("{realm}?scope={}", urlencode(&self.scope));
         if let Some(s) = service {
             url.push_str(&format!("&service={}", urlencode(s)));
-        }
-        if !url.starts_with("http://") {
-            return Err(RegistryError::Invalid(format!(
-                "token service {realm} needs HTTPS, which this amber build does not speak as a client yet"
-            )));
         }
         let auth = self.creds.as_ref().map(|c| c.basic());
         let headers: Vec<(&str, String)> = auth.into_iter().map(|a| ("authorization", a)).collect();
@@ -435,24 +506,15 @@ pub async fn search_catalog(
     creds: Option<Credentials>,
     cfg: &RegistryConfig,
 ) -> Result<Vec<String>, RegistryError> {
-    if !cfg.is_insecure(host) {
-        return Err(RegistryError::Invalid(format!(
-            "registry {host} needs HTTPS, which this amber build does not speak as a client yet"
-        )));
-    }
-    let ep = Endpoint {
-        base: format!("http://{host}"),
-        host: host.to_string(),
-        repo: String::new(),
-    };
-    let s = Session::new(ep, creds, "");
+    let ep = Endpoint::new(host, host, "", cfg);
+    let s = Session::new(ep, creds, "", cfg)?;
     let s = Session {
         scope: "registry:catalog:*".into(),
         ..s
     };
     s.authenticate().await?;
     let mut out = Vec::new();
-    let mut url = format!("http://{host}/v2/_catalog?n=1000");
+    let mut url = s.root_url("_catalog?n=1000");
     let mut pages = 0;
     loop {
         let resp = s.send(Method::GET, &url, &[], empty()).await?;

@@ -13,8 +13,8 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::{
-    empty, error_of, origin, read_document, Credentials, Ctx, Endpoint, Progress, RegistryError,
-    Session, MANIFEST_TYPES,
+    empty, error_of, origin, read_document, Credentials, Ctx, Endpoint, Progress, RegistryConfig,
+    RegistryError, Session, MANIFEST_TYPES,
 };
 use crate::store::{PulledLayer, StagedLayer, Store};
 use crate::types::DEFAULT_DOMAIN;
@@ -37,16 +37,8 @@ pub async fn pull(ctx: Ctx<'_>, r: &Reference) -> Result<Digest, RegistryError> 
     let mut mirror_errors = Vec::new();
     if r.domain() == DEFAULT_DOMAIN {
         for m in &cfg.registry_mirrors {
-            let Some(base) = m.trim_end_matches('/').strip_prefix("http://") else {
-                mirror_errors.push(format!("mirror {m}: only http:// mirrors are supported"));
-                continue;
-            };
-            let ep = Endpoint {
-                base: format!("http://{base}"),
-                host: base.to_string(),
-                repo: r.path().to_string(),
-            };
-            match pull_from(store.clone(), ep, None, r, progress).await {
+            let ep = Endpoint::mirror(m, r.path());
+            match pull_from(store.clone(), ep, None, r, cfg, progress).await {
                 Ok((id, _)) => return Ok(id),
                 Err(e) => {
                     tracing::info!(mirror = %m, error = %e, "mirror could not serve the pull");
@@ -55,15 +47,17 @@ pub async fn pull(ctx: Ctx<'_>, r: &Reference) -> Result<Digest, RegistryError> 
             }
         }
     }
-    let ep = origin(r, cfg).map_err(|e| {
-        if mirror_errors.is_empty() {
-            e
-        } else {
-            RegistryError::Remote(format!("{e} ({})", mirror_errors.join("; ")))
-        }
-    })?;
+    let ep = origin(r, cfg);
     let (host, repo) = (ep.host.clone(), ep.repo.clone());
-    let (id, blobs) = pull_from(store, ep, creds, r, progress).await?;
+    let (id, blobs) = pull_from(store, ep, creds, r, cfg, progress)
+        .await
+        .map_err(|e| match (e, mirror_errors.is_empty()) {
+            (e, true) => e,
+            (RegistryError::Remote(m), false) => {
+                RegistryError::Remote(format!("{m} (after mirrors: {})", mirror_errors.join("; ")))
+            }
+            (e, false) => e,
+        })?;
     for b in blobs {
         seen.record(&b, &host, &repo);
     }
@@ -75,6 +69,7 @@ async fn pull_from(
     ep: Endpoint,
     creds: Option<Credentials>,
     r: &Reference,
+    cfg: &RegistryConfig,
     progress: &Progress,
 ) -> Result<(Digest, Vec<Digest>), RegistryError> {
     let wanted = match (r.digest(), r.tag()) {
@@ -82,7 +77,7 @@ async fn pull_from(
         (None, Some(t)) => t.to_string(),
         (None, None) => crate::types::DEFAULT_TAG.to_string(),
     };
-    let s = Arc::new(Session::new(ep, creds, "pull"));
+    let s = Arc::new(Session::new(ep, creds, "pull", cfg)?);
     progress.status(
         r.tag().filter(|_| r.digest().is_none()),
         format!("Pulling from {}", s.endpoint().repo),

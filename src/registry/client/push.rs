@@ -36,7 +36,7 @@ pub async fn push(
         seen,
         progress,
     } = ctx;
-    let ep = origin(r, cfg)?;
+    let ep = origin(r, cfg);
     let tag = r.tag().unwrap_or(crate::types::DEFAULT_TAG).to_string();
     let shown = if r.domain() == crate::types::DEFAULT_DOMAIN {
         format!("{}/{}", r.domain(), r.path())
@@ -44,7 +44,7 @@ pub async fn push(
         r.familiar_name()
     };
     progress.status(None, format!("The push refers to repository [{shown}]"));
-    let s = Arc::new(Session::new(ep, creds, "pull,push"));
+    let s = Arc::new(Session::new(ep, creds, "pull,push", cfg)?);
     s.authenticate().await?;
     let (st, image) = (store.clone(), id.clone());
     let blobs = tokio::task::spawn_blocking(move || st.image_blobs(&image, compression))
