@@ -202,10 +202,7 @@ impl Host<'_> {
         out(&format!(" ---> Running in {}\n", &id[..12]));
         self.engine.start_container(id).map_err(host_err)?;
         let dir = self.engine.store.container_dir(id);
-        let mut cursor = LogCursor {
-            path: dir.join("container.log"),
-            offset: 0,
-        };
+        let mut cursor = LogCursor::new(dir.join("container.log"));
         let st = loop {
             let st = runtime::wait(&dir, RUN_POLL).map_err(host_err)?;
             for rec in cursor.read_new().map_err(host_err)? {

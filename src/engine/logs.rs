@@ -87,18 +87,35 @@ fn bad_time(s: &str) -> EngineError {
 }
 
 /// A position in a container's log.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LogCursor {
     /// The log file.
     pub path: PathBuf,
     /// Byte offset of the next unread line.
     pub offset: u64,
+    /// The file, held open once it exists: a follower keeps reading what
+    /// was written even when the container (and its directory) is removed
+    /// meanwhile, as `docker run --rm` clients read their output.
+    file: Option<std::fs::File>,
 }
 
 impl LogCursor {
+    /// A cursor at the start of the log at `path`.
+    pub fn new(path: PathBuf) -> LogCursor {
+        let file = std::fs::File::open(&path).ok();
+        LogCursor {
+            path,
+            offset: 0,
+            file,
+        }
+    }
+
     /// Complete records after the cursor; advances it.
     pub fn read_new(&mut self) -> Result<Vec<LogRecord>, EngineError> {
-        let Ok(mut f) = std::fs::File::open(&self.path) else {
+        if self.file.is_none() {
+            self.file = std::fs::File::open(&self.path).ok();
+        }
+        let Some(f) = self.file.as_mut() else {
             return Ok(Vec::new());
         };
         f.seek(SeekFrom::Start(self.offset))
@@ -137,10 +154,7 @@ impl Engine {
         opts: &LogOptions,
     ) -> Result<(Vec<LogRecord>, LogCursor, bool), EngineError> {
         let v = self.container_view(name)?;
-        let mut cursor = LogCursor {
-            path: self.store.container_dir(&v.rec.id).join("container.log"),
-            offset: 0,
-        };
+        let mut cursor = LogCursor::new(self.store.container_dir(&v.rec.id).join("container.log"));
         let mut recs: Vec<LogRecord> = cursor
             .read_new()?
             .into_iter()
