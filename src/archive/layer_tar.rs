@@ -89,19 +89,33 @@ pub enum LayerCompression {
 }
 
 /// A writer that feeds every byte it passes on into sha256 and counts them.
+///
+/// sha256 is the slowest step of every layer stream, so it runs on a
+/// thread of its own: written bytes are gathered into 256 KiB chunks and
+/// hashed there while the caller goes on reading and writing.
 pub struct HashingWriter<W> {
     inner: W,
-    hasher: Sha256,
     count: u64,
+    pending: Vec<u8>,
+    hasher: Option<HashThread>,
 }
+
+struct HashThread {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    handle: std::thread::JoinHandle<Sha256>,
+}
+
+/// Bytes gathered before a chunk goes to the hashing thread.
+const HASH_CHUNK: usize = 256 * 1024;
 
 impl<W: Write> HashingWriter<W> {
     /// Wrap `inner`.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
-            hasher: Sha256::new(),
             count: 0,
+            pending: Vec::with_capacity(HASH_CHUNK),
+            hasher: None,
         }
     }
 
@@ -110,18 +124,51 @@ impl<W: Write> HashingWriter<W> {
         self.count
     }
 
+    fn send_pending(&mut self) {
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(HASH_CHUNK));
+        let t = self.hasher.get_or_insert_with(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+            let handle = std::thread::spawn(move || {
+                let mut h = Sha256::new();
+                for c in rx {
+                    h.update(&c);
+                }
+                h
+            });
+            HashThread { tx, handle }
+        });
+        // The thread only ends when the sender is dropped: a send fails
+        // only if it panicked, which `finish` reports by hashing here.
+        if let Err(e) = t.tx.send(chunk) {
+            self.pending = e.0;
+        }
+    }
+
     /// The digest and length of what was written, and the inner writer
     /// (not flushed).
-    pub fn finish(self) -> (Digest, u64, W) {
-        (Digest::from_hasher(self.hasher), self.count, self.inner)
+    pub fn finish(mut self) -> (Digest, u64, W) {
+        let rest = std::mem::take(&mut self.pending);
+        let mut h = match self.hasher.take() {
+            Some(HashThread { tx, handle }) => {
+                drop(tx);
+                // invariant: the hashing thread only loops over its channel.
+                handle.join().expect("hashing thread panicked")
+            }
+            None => Sha256::new(),
+        };
+        h.update(&rest);
+        (Digest::from_hasher(h), self.count, self.inner)
     }
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.pending.extend_from_slice(&buf[..n]);
         self.count += n as u64;
+        if self.pending.len() >= HASH_CHUNK {
+            self.send_pending();
+        }
         Ok(n)
     }
 

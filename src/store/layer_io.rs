@@ -76,10 +76,9 @@ impl Store {
         let (digest, size) = if split_path.exists() {
             split::replay(&diff, &split_path, out)?
         } else {
-            let mut out = HashingWriter::new(out);
-            write_layer_tar(&diff, &mut out)?;
-            let (d, n, _) = out.finish();
-            (d, n)
+            // The deterministic writer hashes what it writes.
+            let s = write_layer_tar(&diff, out)?;
+            (s.diff_id, s.size)
         };
         if &digest != diff_id {
             return Err(StoreError::Corrupt(format!(
