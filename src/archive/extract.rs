@@ -329,13 +329,14 @@ impl Unpacker<'_> {
         path: &Path,
     ) -> Result<(), ArchiveError> {
         let want = entry.size();
-        let mut file = OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(io_err("create", path))?;
+        let mut file = WritebackWriter::new(file);
         let got = io::copy(entry, &mut file).map_err(|e| {
             if compress::is_truncation(&e) {
                 ArchiveError::Truncated {
@@ -466,6 +467,55 @@ impl Unpacker<'_> {
             set_mtime(&d.path, d.mtime)?;
         }
         Ok(())
+    }
+}
+
+/// Bytes written to a file before its writeback is started.
+const WRITEBACK_EVERY: u64 = 8 << 20;
+
+/// A file writer that starts the kernel's writeback of every 8 MiB it
+/// wrote (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, asynchronous), so the
+/// one `syncfs` that installs a layer finds most of a large file on disk
+/// already instead of flushing it all at the end.
+struct WritebackWriter {
+    file: std::fs::File,
+    written: u64,
+    started: u64,
+}
+
+impl WritebackWriter {
+    fn new(file: std::fs::File) -> Self {
+        WritebackWriter {
+            file,
+            written: 0,
+            started: 0,
+        }
+    }
+}
+
+impl io::Write for WritebackWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        if self.written - self.started >= WRITEBACK_EVERY {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a plain syscall on a descriptor we own; a failure only
+            // means the writeback starts later, at syncfs.
+            unsafe {
+                libc::sync_file_range(
+                    self.file.as_raw_fd(),
+                    self.started as i64,
+                    (self.written - self.started) as i64,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                );
+            }
+            self.started = self.written;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
     }
 }
 
