@@ -10,6 +10,7 @@ pub mod copy;
 mod extract;
 mod hash;
 pub mod layer_tar;
+pub mod pgzip;
 pub mod split;
 
 pub use compress::{decompress, is_compressed, Compression};

@@ -128,7 +128,8 @@ impl Store {
             let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, f));
             let out = match compression {
                 BlobCompression::Gzip => {
-                    let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+                    // Level 1 on every core, as members of one gzip stream.
+                    let mut enc = crate::archive::pgzip::ParallelGzip::new(out, 1);
                     self.write_layer(diff_id, &mut enc)?;
                     enc.finish().map_err(io("compress", staging.clone()))?
                 }
