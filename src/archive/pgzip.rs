@@ -29,6 +29,25 @@ pub struct ParallelGzip<W: Write> {
     max_in_flight: u64,
 }
 
+/// Whether a block is not worth compressing: its first 64 KiB shrink by
+/// less than 3 % (random or already compressed data). Such a block is
+/// stored (level 0), at copying speed; the choice depends on the data
+/// only, so the output stays deterministic.
+fn incompressible(data: &[u8], level: u32) -> bool {
+    const SAMPLE: usize = 64 * 1024;
+    if level == 0 || data.len() < SAMPLE {
+        return false;
+    }
+    let mut enc = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(SAMPLE + 1024),
+        flate2::Compression::new(level),
+    );
+    match enc.write_all(&data[..SAMPLE]).and_then(|()| enc.finish()) {
+        Ok(out) => out.len() * 100 > SAMPLE * 97,
+        Err(_) => false,
+    }
+}
+
 impl<W: Write> ParallelGzip<W> {
     /// Compress into `out` at `level` (0–9) with one worker per core.
     pub fn new(out: W, level: u32) -> Self {
@@ -42,6 +61,11 @@ impl<W: Write> ParallelGzip<W> {
                 std::thread::spawn(move || loop {
                     let job = jrx.lock().unwrap_or_else(|p| p.into_inner()).recv();
                     let Ok((seq, data)) = job else { return };
+                    let level = if incompressible(&data, level) {
+                        0
+                    } else {
+                        level
+                    };
                     let mut enc = flate2::GzBuilder::new().write(
                         Vec::with_capacity(data.len() / 2 + 64),
                         flate2::Compression::new(level),
@@ -177,6 +201,22 @@ mod tests {
             .read_to_end(&mut back)
             .unwrap();
         assert!(back == data);
+        // Random data is stored, not compressed, and still round-trips.
+        let mut noise = vec![0u8; 2 * BLOCK];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for c in noise.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+        }
+        assert!(incompressible(&noise, 1) && !incompressible(&data, 1));
+        let z = gz(&noise);
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert!(back == noise);
         let empty = gz(b"");
         let mut back = Vec::new();
         flate2::read::MultiGzDecoder::new(&empty[..])
