@@ -217,3 +217,48 @@ fn image_prune_removes_only_unused_images() {
     d.ok(&["rm", "user"]);
     d.assert_check_clean();
 }
+
+/// The digest computed in the background after a container stops is used
+/// by commit only while the layer is unchanged: a `cp` into the stopped
+/// container afterwards must not reuse it (save → load re-verifies every
+/// digest, so a stale one would be refused there).
+#[test]
+fn precomputed_layer_digest_is_never_stale() {
+    let d = setup();
+    d.ok(&[
+        "run",
+        "--name",
+        "pre",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/blob bs=1M count=8 2>/dev/null; echo v1 > /v",
+    ]);
+    let id = d
+        .ok(&["inspect", "-f", "{{.Id}}", "pre"])
+        .trim()
+        .to_string();
+    let cache = d
+        .root()
+        .join("containers")
+        .join(&id)
+        .join("layer-digest.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cache.is_file() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(cache.is_file(), "the digest was computed after the exit");
+    let src = d.dir.path().join("v");
+    std::fs::write(&src, "v2\n").unwrap();
+    d.ok(&["cp", src.to_str().unwrap(), "pre:/v"]);
+    d.ok(&["commit", "pre", "pre:1"]);
+    let out = d.dir.path().join("pre.tar");
+    d.ok(&["save", "-o", out.to_str().unwrap(), "pre:1"]);
+    let other = Daemon::start();
+    other.ok(&["load", "-i", out.to_str().unwrap()]);
+    assert_eq!(
+        other.ok(&["run", "--rm", "pre:1", "cat", "/v"]).trim(),
+        "v2"
+    );
+    d.assert_check_clean();
+}

@@ -39,7 +39,7 @@ impl Engine {
         let running = matches!(v.state.status, Status::Running | Status::Paused);
         if !running {
             let _guard = lock(&self.mount_lock);
-            let summary = archive::layer_diff_id(&upper)?;
+            let summary = super::digest_cache::diff_id(&dir)?;
             let config = self.commit_config(&v, opts, &summary.diff_id)?;
             let layer = CommitLayer {
                 diff_id: summary.diff_id,

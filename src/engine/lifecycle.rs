@@ -326,6 +326,18 @@ impl Engine {
             }
             return;
         }
+        if !self.should_restart(&v) {
+            // The writable layer's digest, ahead of a commit (low priority:
+            // it only spares a later commit one read of the layer).
+            let dir = self.store.container_dir(id);
+            let _ = std::thread::Builder::new()
+                .name(format!("digest-{}", &id[..12]))
+                .spawn(move || {
+                    // SAFETY: setpriority on the calling thread only.
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                    super::digest_cache::precompute(&dir)
+                });
+        }
         if self.should_restart(&v) {
             let delay = RESTART_BACKOFF_START
                 .saturating_mul(1u32 << v.rec.restart_count.clamp(0, 16) as u32)

@@ -8,6 +8,7 @@
 mod build;
 mod commit;
 mod containers;
+mod digest_cache;
 mod exec;
 mod files;
 mod images;
