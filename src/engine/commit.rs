@@ -39,6 +39,12 @@ impl Engine {
         let running = matches!(v.state.status, Status::Running | Status::Paused);
         if !running {
             let _guard = lock(&self.mount_lock);
+            // A digest being computed since the exit: wait for it rather
+            // than read the layer a second time alongside.
+            let pending = lock(&self.digesting).remove(&v.rec.id);
+            if let Some(h) = pending {
+                let _ = h.join();
+            }
             let summary = super::digest_cache::diff_id(&dir)?;
             let config = self.commit_config(&v, opts, &summary.diff_id)?;
             let layer = CommitLayer {

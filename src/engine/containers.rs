@@ -290,6 +290,7 @@ impl Engine {
 
     /// Runtime teardown, then the record and directory; wakes `removed` waiters.
     pub(super) fn destroy(&self, id: &str, force: bool) -> Result<(), EngineError> {
+        super::lock(&self.digesting).remove(id);
         let dir = self.store.container_dir(id);
         // Keep the monitor from restarting it while it goes.
         let count = self

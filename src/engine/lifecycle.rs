@@ -330,13 +330,16 @@ impl Engine {
             // The writable layer's digest, ahead of a commit (low priority:
             // it only spares a later commit one read of the layer).
             let dir = self.store.container_dir(id);
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("digest-{}", &id[..12]))
                 .spawn(move || {
                     // SAFETY: setpriority on the calling thread only.
-                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+                    unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
                     super::digest_cache::precompute(&dir)
                 });
+            if let Ok(h) = spawned {
+                lock(&self.digesting).insert(id.to_string(), h);
+            }
         }
         if self.should_restart(&v) {
             let delay = RESTART_BACKOFF_START

@@ -113,6 +113,8 @@ pub struct Engine {
     execs: Mutex<HashMap<String, ExecRecord>>,
     /// Serialises temporary mounts of stopped containers.
     mount_lock: Mutex<()>,
+    /// Background digests of stopped containers' layers, by container ID.
+    digesting: Mutex<HashMap<String, std::thread::JoinHandle<()>>>,
     /// How the default network is set up.
     net_opts: crate::net::NetOptions,
     /// Serialises network set-up and teardown.
@@ -135,6 +137,7 @@ impl Engine {
             pending_attach: Mutex::new(HashSet::new()),
             execs: Mutex::new(HashMap::new()),
             mount_lock: Mutex::new(()),
+            digesting: Mutex::new(HashMap::new()),
             net_opts: opts.net.clone(),
             net_lock: Mutex::new(()),
         });
