@@ -3,6 +3,7 @@
 //! this file, one handler file per resource; handlers hold no business logic.
 
 mod build;
+mod capture;
 mod containers;
 mod error;
 mod exec;
@@ -96,6 +97,17 @@ pub fn router(engine: Arc<Engine>) -> Router {
             "/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
         )
+        .route("/amber/v1/capture", post(capture::capture))
+        .route("/amber/v1/bundles", get(capture::list))
+        .route("/amber/v1/bundles/prune", post(capture::prune))
+        .route("/amber/v1/bundles/search", get(capture::search))
+        .route("/amber/v1/bundles/diff", get(capture::diff))
+        .route(
+            "/amber/v1/bundles/{id}",
+            get(capture::inspect).delete(capture::remove),
+        )
+        .route("/amber/v1/bundles/{id}/files", get(capture::files))
+        .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))

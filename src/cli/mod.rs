@@ -130,6 +130,11 @@ pub enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Capture containers into a bundle (prints the bundle ID).
+    Capture(capture::Args),
+    /// Manage capture bundles.
+    #[command(subcommand)]
+    Bundle(bundle::Command),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -316,6 +321,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Container(cmd) => container(&c?, cmd).await,
         Command::Network(cmd) => network::run(&c?, cmd).await,
         Command::Volume(cmd) => volume::run(&c?, cmd).await,
+        Command::Capture(a) => capture::run(&c?, a).await,
+        Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

@@ -6,6 +6,7 @@
 //! applies `--rm` and restart policies, and wakes `wait` callers.
 
 mod build;
+mod capture;
 mod commit;
 mod containers;
 mod exec;
@@ -26,6 +27,7 @@ mod system;
 mod transfer;
 mod volumes;
 
+pub use capture::CaptureOptions;
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
@@ -139,6 +141,7 @@ impl Engine {
         });
         engine.init_networks()?;
         engine.recover()?;
+        engine.thaw_interrupted_captures();
         Ok(engine)
     }
 

@@ -3,6 +3,8 @@
 
 pub mod attach;
 pub mod build;
+pub mod bundle;
+pub mod capture;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;

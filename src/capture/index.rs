@@ -1,0 +1,308 @@
+//! The bundle index in SQLite (migration 4): bundles, their blobs,
+//! containers, files, processes, and an FTS5 table over log lines and file
+//! paths. Written in one transaction per bundle, after its blobs are durable.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::manifest::{FileEntry, Manifest};
+use super::sink::BlobSink;
+use super::CaptureError;
+use crate::store::{Store, StoreError};
+use crate::types::Digest;
+
+/// One log line to index.
+pub struct LogLine {
+    /// RFC 3339 time.
+    pub time: String,
+    /// The text, without its newline.
+    pub text: String,
+}
+
+/// What one container adds to the index besides its manifest entry.
+pub struct IndexedContainer {
+    /// Its file list.
+    pub files: Vec<FileEntry>,
+    /// Its log lines.
+    pub log: Vec<LogLine>,
+}
+
+/// A row of `bundle ls`.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleSummary {
+    /// Bundle ID.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Capture time.
+    pub created: String,
+    /// Number of containers.
+    pub containers: u64,
+    /// Bytes of all blobs the bundle references.
+    pub size: u64,
+    /// Bytes the capture added to the store.
+    pub new_bytes: u64,
+    /// Baseline name, when it is one.
+    pub baseline: Option<String>,
+    /// The manifest blob.
+    pub manifest: String,
+}
+
+/// Index a complete bundle whose blobs (manifest included, in `sink`) are
+/// already durable: one transaction, so it is visible only whole.
+pub fn commit(
+    store: &Store,
+    manifest: &Manifest,
+    manifest_digest: &Digest,
+    sink: &BlobSink<'_>,
+    containers: &[IndexedContainer],
+    baseline: Option<&str>,
+) -> Result<(), CaptureError> {
+    let now = manifest.created.clone();
+    store.with_db(|conn| {
+        let tx = conn.transaction()?;
+        for (d, (size, mt)) in &sink.blobs {
+            tx.execute(
+                "INSERT OR IGNORE INTO blobs (digest, size, media_type, created) VALUES (?1, ?2, ?3, ?4)",
+                params![d.to_string(), *size as i64, mt, now],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO bundles (id, manifest, label, created, containers, size, new_bytes, baseline)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                manifest.id,
+                manifest_digest.to_string(),
+                manifest.label,
+                manifest.created,
+                manifest.containers.len() as i64,
+                sink.size() as i64,
+                sink.new_bytes as i64,
+                baseline
+            ],
+        )?;
+        for d in sink.blobs.keys() {
+            tx.execute(
+                "INSERT INTO bundle_blobs (bundle_id, digest) VALUES (?1, ?2)",
+                params![manifest.id, d.to_string()],
+            )?;
+        }
+        for (c, extra) in manifest.containers.iter().zip(containers) {
+            index_container(&tx, &manifest.id, c, extra)?;
+        }
+        tx.commit()?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn index_container(
+    tx: &Transaction<'_>,
+    bundle: &str,
+    c: &super::ContainerCapture,
+    extra: &IndexedContainer,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO bundle_containers (bundle_id, container_id, name, image_ref, image_id, status)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            bundle,
+            c.id,
+            c.name,
+            c.image_ref,
+            c.image_id.to_string(),
+            c.status
+        ],
+    )?;
+    let mut file = tx.prepare(
+        "INSERT INTO bundle_files (bundle_id, container_id, path, kind, size, mode, digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut text = tx.prepare(
+        "INSERT INTO bundle_text (text, kind, bundle_id, container, time) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for f in &extra.files {
+        let path = format!("/{}", f.path);
+        file.execute(params![
+            bundle,
+            c.id,
+            path,
+            f.kind,
+            f.size as i64,
+            f.mode,
+            f.digest.as_ref().map(|d| d.to_string())
+        ])?;
+        text.execute(params![path, "path", bundle, c.name, ""])?;
+    }
+    for l in &extra.log {
+        text.execute(params![l.text, "log", bundle, c.name, l.time])?;
+    }
+    let mut proc_ = tx.prepare(
+        "INSERT OR IGNORE INTO bundle_processes (bundle_id, container_id, pid, ns_pid, ppid, cmdline, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for p in &c.processes {
+        let cmd: Vec<&str> = p["cmdline"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        proc_.execute(params![
+            bundle,
+            c.id,
+            p["pid"].as_i64().unwrap_or(0),
+            p["ns_pid"].as_i64(),
+            p["ppid"].as_i64().unwrap_or(0),
+            cmd.join(" "),
+            p["state"].as_str().unwrap_or("")
+        ])?;
+    }
+    Ok(())
+}
+
+/// The manifest of the newest bundle holding container `id`, for the stat
+/// cache.
+pub fn latest_manifest_of(
+    store: &Store,
+    container_id: &str,
+) -> Result<Option<Digest>, CaptureError> {
+    let row: Option<String> = store.with_db(|conn| {
+        Ok(conn
+            .query_row(
+                "SELECT b.manifest FROM bundles b JOIN bundle_containers c ON c.bundle_id = b.id
+                 WHERE c.container_id = ?1 ORDER BY b.created DESC LIMIT 1",
+                [container_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    })?;
+    row.map(|s| parse_digest(&s)).transpose()
+}
+
+fn parse_digest(s: &str) -> Result<Digest, CaptureError> {
+    s.parse()
+        .map_err(|_| CaptureError::Invalid(format!("bad digest {s:?} in the bundle index")))
+}
+
+/// Every bundle, newest first.
+pub fn list(store: &Store) -> Result<Vec<BundleSummary>, CaptureError> {
+    Ok(store.with_db(|conn| {
+        let mut stmt = conn.prepare(
+            "SELECT id, label, created, containers, size, new_bytes, baseline, manifest
+             FROM bundles ORDER BY created DESC",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(BundleSummary {
+                    id: r.get(0)?,
+                    label: r.get(1)?,
+                    created: r.get(2)?,
+                    containers: r.get::<_, i64>(3)? as u64,
+                    size: r.get::<_, i64>(4)? as u64,
+                    new_bytes: r.get::<_, i64>(5)? as u64,
+                    baseline: r.get(6)?,
+                    manifest: r.get(7)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })?)
+}
+
+/// Resolve a bundle ID, unique prefix or baseline name.
+pub fn resolve(store: &Store, name: &str) -> Result<BundleSummary, CaptureError> {
+    let all = list(store)?;
+    if let Some(b) = all
+        .iter()
+        .find(|b| b.id == name || b.baseline.as_deref() == Some(name))
+    {
+        return Ok(b.clone());
+    }
+    let matches: Vec<&BundleSummary> = all.iter().filter(|b| b.id.starts_with(name)).collect();
+    match matches.as_slice() {
+        [one] if !name.is_empty() => Ok((*one).clone()),
+        [] | [_] => Err(CaptureError::NotFound(format!("no such bundle: {name}"))),
+        _ => Err(CaptureError::Invalid(format!(
+            "bundle ID prefix {name} is ambiguous"
+        ))),
+    }
+}
+
+/// Remove a bundle and every blob only it referenced: rows in one
+/// transaction, files afterwards. Returns the bytes freed.
+pub fn remove(store: &Store, id: &str) -> Result<u64, CaptureError> {
+    let freed: Vec<(Digest, u64)> = store.with_db(|conn| {
+        let tx = conn.transaction()?;
+        let mine: Vec<String> = {
+            let mut stmt = tx.prepare("SELECT digest FROM bundle_blobs WHERE bundle_id = ?1")?;
+            let v = stmt
+                .query_map([id], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            v
+        };
+        tx.execute("DELETE FROM bundle_text WHERE bundle_id = ?1", [id])?;
+        tx.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
+        let mut freed = Vec::new();
+        for d in mine {
+            let used: i64 = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM bundle_blobs WHERE digest = ?1)
+                      + (SELECT COUNT(*) FROM images WHERE id = ?1 OR manifest = ?1)
+                      + (SELECT COUNT(*) FROM bundles WHERE manifest = ?1)",
+                [&d],
+                |r| r.get(0),
+            )?;
+            if used == 0 {
+                let size: i64 =
+                    tx.query_row("SELECT size FROM blobs WHERE digest = ?1", [&d], |r| {
+                        r.get(0)
+                    })?;
+                tx.execute("DELETE FROM blobs WHERE digest = ?1", [&d])?;
+                let digest = d.parse::<Digest>().map_err(|_| {
+                    StoreError::Corrupt(format!("bad digest {d:?} in the bundle index"))
+                })?;
+                freed.push((digest, size as u64));
+            }
+        }
+        tx.commit()?;
+        Ok(freed)
+    })?;
+    let digests: Vec<Digest> = freed.iter().map(|(d, _)| d.clone()).collect();
+    store.remove_blob_files(&digests);
+    Ok(freed.iter().map(|(_, s)| s).sum())
+}
+
+/// Full-text search over captured log lines and file paths.
+pub fn search(
+    store: &Store,
+    text: &str,
+    bundle: Option<&str>,
+    container: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Value>, CaptureError> {
+    // A phrase query: the user's words in order, quotes doubled (FTS5 syntax).
+    let query = format!("\"{}\"", text.replace('"', "\"\""));
+    Ok(store.with_db(|conn| {
+        let mut stmt = conn.prepare(
+            "SELECT t.bundle_id, t.container, t.kind, t.time, t.text, b.created, b.label
+             FROM bundle_text t JOIN bundles b ON b.id = t.bundle_id
+             WHERE bundle_text MATCH ?1
+               AND (?2 IS NULL OR t.bundle_id = ?2)
+               AND (?3 IS NULL OR t.container = ?3)
+             ORDER BY b.created DESC, t.rowid LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(params![query, bundle, container, limit as i64], |r| {
+                Ok(json!({
+                    "bundle": r.get::<_, String>(0)?,
+                    "container": r.get::<_, String>(1)?,
+                    "kind": r.get::<_, String>(2)?,
+                    "time": r.get::<_, String>(3)?,
+                    "text": r.get::<_, String>(4)?,
+                    "captured": r.get::<_, String>(5)?,
+                    "label": r.get::<_, String>(6)?,
+                }))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    })?)
+}

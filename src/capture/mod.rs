@@ -1,0 +1,185 @@
+//! Capture bundles: an immutable, deduplicated record of containers at one
+//! moment (docs/bundle-format.md, docs/capture.md).
+//!
+//! Owns the bundle format (manifest, file lists, chunking), the bundle index
+//! in SQLite and reading bundles back (files, cat, diff, search). Content
+//! goes into the store's shared blob store, so identical bytes are stored
+//! once across bundles. Knows nothing of the runtime: the engine
+//! (`engine/capture.rs`) freezes containers and hands their paths and
+//! `/proc` pids here.
+//!
+//! Crash safety: every blob file is written first (no row), one `syncfs`
+//! makes them durable, then one transaction adds the blob rows and the
+//! bundle's index rows. Until then the files are orphans that the store
+//! removes at open.
+
+pub mod diff;
+pub mod index;
+pub mod manifest;
+pub mod procs;
+pub mod read;
+pub mod sink;
+pub mod walk;
+
+pub use index::{BundleSummary, IndexedContainer, LogLine};
+pub use manifest::{ContainerCapture, FileEntry, LogRef, Manifest, FORMAT_VERSION};
+pub use sink::BlobSink;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::store::{Store, StoreError};
+use crate::types::Digest;
+
+/// Errors of capture operations.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A bundle, container or file that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Bad input (a bad manifest, an unknown format version, a bad archive).
+    #[error("{0}")]
+    Invalid(String),
+    /// A filesystem operation failed.
+    #[error("failed to {op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// On what.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CaptureError {
+    /// An I/O error with its context.
+    pub fn io(op: &'static str, path: &str, source: std::io::Error) -> CaptureError {
+        CaptureError::Io {
+            op,
+            path: path.to_string(),
+            source,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for CaptureError {
+    fn from(e: rusqlite::Error) -> CaptureError {
+        CaptureError::Store(StoreError::Db(e))
+    }
+}
+
+/// A new bundle ID.
+pub fn new_bundle_id() -> String {
+    format!("b-{}", crate::store::random_hex(6))
+}
+
+/// The stat cache of a container: the file list of its newest bundle.
+pub fn stat_cache(store: &Store, container_id: &str) -> HashMap<String, FileEntry> {
+    let load = || -> Result<HashMap<String, FileEntry>, CaptureError> {
+        let Some(m) = index::latest_manifest_of(store, container_id)? else {
+            return Ok(HashMap::new());
+        };
+        let manifest = Manifest::parse(&store.read_blob(&m)?)?;
+        let Some(c) = manifest.containers.iter().find(|c| c.id == container_id) else {
+            return Ok(HashMap::new());
+        };
+        let files = read::file_list(store, &c.files)?;
+        Ok(files.into_iter().map(|f| (f.path.clone(), f)).collect())
+    };
+    load().unwrap_or_else(|e| {
+        // A cache miss only costs time: the files are read again.
+        tracing::warn!(container_id, error = %e, "no stat cache for capture");
+        HashMap::new()
+    })
+}
+
+/// Store a container's log (JSON lines) in fixed chunks and return its
+/// reference and its lines for the index.
+pub fn capture_log(
+    sink: &mut BlobSink<'_>,
+    path: &Path,
+) -> Result<(LogRef, Vec<LogLine>), CaptureError> {
+    let data = match std::fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(CaptureError::io("read log", &path.display().to_string(), e)),
+    };
+    // Only whole lines: the shim may be writing the last one.
+    let end = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    let data = &data[..end];
+    let (chunks, _, size) = sink::put_chunked(sink, data, manifest::LOG_CHUNK)?;
+    let lines = log_lines(data);
+    Ok((
+        LogRef {
+            size,
+            chunk_size: manifest::LOG_CHUNK as u64,
+            chunks,
+        },
+        lines,
+    ))
+}
+
+/// Parse JSON log records into lines; lines that are not records are kept
+/// as text without a time.
+pub fn log_lines(data: &[u8]) -> Vec<LogLine> {
+    data.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(
+            |l| match serde_json::from_slice::<crate::runtime::LogRecord>(l) {
+                Ok(r) => LogLine {
+                    time: r.time,
+                    text: r.log.trim_end_matches('\n').to_string(),
+                },
+                Err(_) => LogLine {
+                    time: String::new(),
+                    text: String::from_utf8_lossy(l).into_owned(),
+                },
+            },
+        )
+        .collect()
+}
+
+/// Write the file list of a container as a blob.
+pub fn put_file_list(sink: &mut BlobSink<'_>, files: &[FileEntry]) -> Result<Digest, CaptureError> {
+    let data = serde_json::to_vec(files)
+        .map_err(|e| CaptureError::Invalid(format!("cannot encode the file list: {e}")))?;
+    sink.put(&data, manifest::FILES_MEDIA_TYPE)
+}
+
+/// Finish a bundle: write its manifest, make every blob durable, index it
+/// in one transaction. Returns the manifest digest.
+pub fn finish(
+    store: &Store,
+    mut sink: BlobSink<'_>,
+    manifest: &Manifest,
+    indexed: &[IndexedContainer],
+    baseline: Option<&str>,
+) -> Result<(Digest, u64, u64), CaptureError> {
+    let data = serde_json::to_vec_pretty(manifest)
+        .map_err(|e| CaptureError::Invalid(format!("cannot encode the manifest: {e}")))?;
+    let digest = sink.put(&data, manifest::MANIFEST_MEDIA_TYPE)?;
+    store.sync_blobs()?;
+    index::commit(store, manifest, &digest, &sink, indexed, baseline)?;
+    Ok((digest, sink.size(), sink.new_bytes))
+}
+
+/// Read a chunked stream back (a file's content, the log).
+pub fn read_chunks(
+    store: &Store,
+    chunks: &[Digest],
+    out: &mut impl std::io::Write,
+) -> Result<u64, CaptureError> {
+    let mut n = 0u64;
+    for d in chunks {
+        let data = store.read_blob(d)?;
+        out.write_all(&data)
+            .map_err(|e| CaptureError::io("write", "output", e))?;
+        n += data.len() as u64;
+    }
+    Ok(n)
+}
