@@ -18,8 +18,9 @@ use crate::store::StoreError;
 /// Marker written in a container's directory while capture holds it
 /// frozen; a daemon killed meanwhile thaws the container at start.
 const FROZEN_MARKER: &str = "capture-frozen";
-/// Test hook: milliseconds to hold a container frozen (to kill the daemon
-/// mid-capture deterministically). Unset in normal use.
+/// Test hook: milliseconds to hold a container frozen after its files are
+/// stored and before the bundle is indexed (to kill the daemon mid-capture
+/// deterministically). Unset in normal use.
 const HOLD_ENV: &str = "AMBER_CAPTURE_HOLD_MS";
 /// Cgroup files kept as statistics (v2 and v1 names; absent ones skipped).
 const CGROUP_FILES: &[&str] = &[
@@ -223,10 +224,10 @@ impl Engine {
             let _ = std::fs::remove_file(&marker);
             return Err(e.into());
         }
+        let out = f();
         if let Some(ms) = std::env::var(HOLD_ENV).ok().and_then(|s| s.parse().ok()) {
             std::thread::sleep(std::time::Duration::from_millis(ms));
         }
-        let out = f();
         let thawed = runtime::resume(dir);
         if thawed.is_ok() {
             let _ = std::fs::remove_file(&marker);
