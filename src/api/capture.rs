@@ -1,14 +1,20 @@
 //! amber's own capture endpoints under `/amber/v1` (docs/capture.md):
 //! capture, and bundle list, inspect, remove, prune, search, files, cat,
-//! diff.
+//! diff, export, import.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::images::DrainOnDrop;
 use super::networks::blocking;
 use super::query::Query;
+use super::stream::{channel_body, ChannelWriter};
 use super::{ApiError, AppState};
 use crate::engine::CaptureOptions;
 
@@ -111,4 +117,37 @@ fn required(q: &Query, key: &str) -> Result<String, ApiError> {
         .filter(|v| !v.is_empty())
         .map(String::from)
         .ok_or_else(|| ApiError::bad_request(format!("missing query parameter {key}")))
+}
+
+/// `GET /amber/v1/bundles/{id}/export`: the bundle archive (a plain tar).
+pub async fn export(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e2 = e.clone();
+    let plan = blocking(move || e2.plan_bundle_export(&id)).await?;
+    let size = plan.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = e.write_bundle_export(&plan, out) {
+            tracing::warn!(error = %err, "bundle export ended early");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response())
+}
+
+/// `POST /amber/v1/bundles/import` with the archive as the body.
+pub async fn import(State(e): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
+    let report = blocking(move || e.import_bundle(reader)).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
 }

@@ -102,12 +102,14 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/bundles/prune", post(capture::prune))
         .route("/amber/v1/bundles/search", get(capture::search))
         .route("/amber/v1/bundles/diff", get(capture::diff))
+        .route("/amber/v1/bundles/import", post(capture::import))
         .route(
             "/amber/v1/bundles/{id}",
             get(capture::inspect).delete(capture::remove),
         )
         .route("/amber/v1/bundles/{id}/files", get(capture::files))
         .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
+        .route("/amber/v1/bundles/{id}/export", get(capture::export))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))

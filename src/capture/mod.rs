@@ -13,6 +13,7 @@
 //! bundle's index rows. Until then the files are orphans that the store
 //! removes at open.
 
+pub mod archive;
 pub mod diff;
 pub mod index;
 pub mod manifest;

@@ -449,3 +449,34 @@ impl Engine {
         Ok(capture::diff::diff(&self.store, &ma, &mb)?)
     }
 }
+
+/// Bundle archives.
+impl Engine {
+    /// Plan `bundle export` (its exact size is known before it streams).
+    pub fn plan_bundle_export(
+        &self,
+        name: &str,
+    ) -> Result<capture::archive::ExportPlan, EngineError> {
+        Ok(capture::archive::plan_export(&self.store, name)?)
+    }
+
+    /// Write a planned export.
+    pub fn write_bundle_export(
+        &self,
+        plan: &capture::archive::ExportPlan,
+        w: impl std::io::Write,
+    ) -> Result<(), EngineError> {
+        Ok(capture::archive::write_export(&self.store, plan, w)?)
+    }
+
+    /// `bundle import`: verified whole before it becomes visible.
+    pub fn import_bundle(
+        &self,
+        r: impl std::io::Read,
+    ) -> Result<capture::archive::ImportReport, EngineError> {
+        let _guard = lock(&CAPTURE_LOCK);
+        let report = capture::archive::import(&self.store, r)?;
+        tracing::info!(bundle_id = %report.id, new_bytes = report.new_bytes, "imported bundle");
+        Ok(report)
+    }
+}

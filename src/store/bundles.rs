@@ -82,3 +82,31 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// A fresh path under `tmp/` (emptied at open, so a crash leaves
+    /// nothing there).
+    pub fn staging_path(&self, prefix: &str) -> PathBuf {
+        self.staging(prefix)
+    }
+
+    /// Move a verified staged file into the blob store as `digest` (no row;
+    /// see [`Store::put_blob_unindexed`]). Returns whether it is new.
+    pub fn install_blob_file(
+        &self,
+        staged: &std::path::Path,
+        digest: &Digest,
+    ) -> Result<bool, StoreError> {
+        let dest = blobs::blob_path(&self.root, digest);
+        if dest.exists() {
+            let _ = fs::remove_file(staged);
+            return Ok(false);
+        }
+        fs::rename(staged, &dest).map_err(|source| StoreError::Io {
+            op: "install blob",
+            path: dest,
+            source,
+        })?;
+        Ok(true)
+    }
+}

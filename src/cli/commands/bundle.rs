@@ -29,6 +29,10 @@ pub enum Command {
     Cat(CatArgs),
     /// Compare two bundles: files, config, env, processes, ports, new log lines.
     Diff(DiffArgs),
+    /// Write a bundle as one self-describing tar.
+    Export(super::bundle_archive::ExportArgs),
+    /// Import a bundle archive (verified before it becomes visible).
+    Import(super::bundle_archive::ImportArgs),
 }
 
 /// List bundles.
@@ -159,6 +163,8 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Files(a) => files(c, a).await,
         Command::Cat(a) => cat(c, a).await,
         Command::Diff(a) => diff(c, a).await,
+        Command::Export(a) => super::bundle_archive::export(c, a).await,
+        Command::Import(a) => super::bundle_archive::import(c, a).await,
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod build;
 pub mod bundle;
+pub mod bundle_archive;
 pub mod capture;
 pub mod commit;
 pub mod container_opts;
