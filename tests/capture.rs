@@ -288,3 +288,82 @@ fn bad_capture_requests_fail_cleanly() {
     assert!(d.ok(&["bundle", "ls", "-q"]).trim().is_empty());
     d.assert_check_clean();
 }
+
+#[test]
+fn restore_recreates_files_env_and_log() {
+    let d = setup();
+    d.ok(&[
+        "run", "-d", "--name", "app", "-e", "APP_MODE=restored", "busybox", "sh", "-c",
+        "echo hello-app; echo state-1 > /state.txt; mkdir -p /d; ln -s /state.txt /d/l; rm /etc/group; \
+         while true; do sleep 0.1; done",
+    ]);
+    wait_log(&d, "app", "hello-app");
+    d.ok(&[
+        "exec",
+        "app",
+        "sh",
+        "-c",
+        "echo from-exec > /exec.txt; chmod 600 /exec.txt; mkfifo /pipe",
+    ]);
+    d.ok(&[
+        "run",
+        "--name",
+        "stopped",
+        "busybox",
+        "sh",
+        "-c",
+        "echo s > /s.txt",
+    ]);
+    let id = d.ok(&["capture", "app", "stopped"]).trim().to_string();
+
+    let err = d.fails(&["restore", &id]);
+    assert!(
+        err.contains("already in use") && err.contains("--name-suffix"),
+        "{err}"
+    );
+    let err = d.fails(&["restore", &id, "nosuch"]);
+    assert!(err.contains("has no container nosuch"), "{err}");
+
+    let out = d.ok(&["restore", &id, "--name-suffix", "-r"]);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["app-r", "stopped-r"]
+    );
+    let st = json(&d.ok(&["inspect", "app-r"]));
+    assert_eq!(st[0]["State"]["Status"], "running");
+    assert!(st[0]["Config"]["Env"]
+        .to_string()
+        .contains("APP_MODE=restored"));
+    let stopped = json(&d.ok(&["inspect", "stopped-r"]));
+    assert_eq!(stopped[0]["State"]["Status"], "created");
+    assert_eq!(d.ok(&["exec", "app-r", "cat", "/exec.txt"]), "from-exec\n");
+    assert_eq!(
+        d.ok(&["exec", "app-r", "stat", "-c", "%a", "/exec.txt"])
+            .trim(),
+        "600"
+    );
+    assert_eq!(
+        d.ok(&["exec", "app-r", "readlink", "/d/l"]).trim(),
+        "/state.txt"
+    );
+    assert_eq!(
+        d.ok(&["exec", "app-r", "stat", "-c", "%F", "/pipe"]).trim(),
+        "fifo"
+    );
+    let gone = d.amber(&["exec", "app-r", "cat", "/etc/group"]);
+    assert!(!gone.status.success(), "the whiteout was not restored");
+    // Log history: the captured line, then the restarted command's.
+    let logs = d.ok(&["logs", "app-r"]);
+    assert_eq!(logs.matches("hello-app").count(), 2, "{logs}");
+    let diff = d.ok(&["diff", "stopped-r"]);
+    assert!(diff.contains("A /s.txt"), "{diff}");
+
+    // --replace takes the names over.
+    let old = d.ok(&["inspect", "-f", "{{.Id}}", "app"]);
+    d.ok(&["restore", &id, "--replace", "app"]);
+    let new = d.ok(&["inspect", "-f", "{{.Id}}", "app"]);
+    assert_ne!(old, new);
+    assert_eq!(d.ok(&["exec", "app", "cat", "/exec.txt"]), "from-exec\n");
+    d.assert_check_clean();
+    d.remove_all_containers();
+}

@@ -16,7 +16,7 @@ use super::networks::blocking;
 use super::query::Query;
 use super::stream::{channel_body, ChannelWriter};
 use super::{ApiError, AppState};
-use crate::engine::CaptureOptions;
+use crate::engine::{CaptureOptions, RestoreOptions};
 
 /// Most search results one request returns.
 const SEARCH_LIMIT: usize = 1000;
@@ -150,4 +150,19 @@ pub async fn import(State(e): State<AppState>, body: Body) -> Result<Response, A
     let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
     let report = blocking(move || e.import_bundle(reader)).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// `POST /amber/v1/bundles/{id}/restore` with a JSON [`RestoreOptions`] body.
+pub async fn restore(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let opts: RestoreOptions = if body.is_empty() {
+        RestoreOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("bad restore request: {err}")))?
+    };
+    Ok(Json(blocking(move || e.restore(&id, &opts)).await?).into_response())
 }

@@ -110,6 +110,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/bundles/{id}/files", get(capture::files))
         .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
         .route("/amber/v1/bundles/{id}/export", get(capture::export))
+        .route("/amber/v1/bundles/{id}/restore", post(capture::restore))
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))

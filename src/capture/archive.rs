@@ -401,6 +401,7 @@ fn containers_of(
         )
         .map_err(|e| invalid(format!("bad file list {}: {e}", c.files)))?;
         for f in &files {
+            super::restore::safe_relative(&f.path)?;
             f.chunks.iter().try_for_each(need)?;
         }
         let mut log = Vec::new();

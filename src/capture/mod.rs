@@ -19,6 +19,7 @@ pub mod index;
 pub mod manifest;
 pub mod procs;
 pub mod read;
+pub mod restore;
 pub mod sink;
 pub mod walk;
 

@@ -135,6 +135,9 @@ pub enum Command {
     /// Manage capture bundles.
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Recreate the containers of a bundle (files, config, log) and start
+    /// those that were running.
+    Restore(restore::Args),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -323,6 +326,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Volume(cmd) => volume::run(&c?, cmd).await,
         Command::Capture(a) => capture::run(&c?, a).await,
         Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
+        Command::Restore(a) => restore::run(&c?, a).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

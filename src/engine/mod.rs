@@ -22,6 +22,7 @@ mod network_view;
 mod networks;
 mod observe;
 mod registry;
+mod restore;
 mod spec;
 mod system;
 mod transfer;
@@ -36,6 +37,7 @@ pub use lifecycle::{ExitEvents, WaitCondition};
 pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
 pub use networks::NetworkCreateOptions;
+pub use restore::RestoreOptions;
 pub use spec::ContainerSpec;
 pub use system::docker_arch;
 

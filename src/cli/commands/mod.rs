@@ -33,6 +33,7 @@ pub mod pull;
 pub mod push;
 pub mod rename;
 pub mod restart;
+pub mod restore;
 pub mod rm;
 pub mod rmi;
 pub mod run;
