@@ -367,3 +367,93 @@ fn restore_recreates_files_env_and_log() {
     d.assert_check_clean();
     d.remove_all_containers();
 }
+
+#[test]
+fn baseline_and_rollback() {
+    let d = setup();
+    let lp = "while true; do sleep 0.1; done";
+    d.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "w1",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("echo base > /base.txt; echo up-w1; {lp}"),
+    ]);
+    d.ok(&["run", "-d", "--name", "w2", "busybox", "sh", "-c", lp]);
+    wait_log(&d, "w1", "up-w1");
+    let v = json(&d.ok(&[
+        "baseline", "create", "clean", "w1", "w2", "--format", "json",
+    ]));
+    let bid = v["Id"].as_str().unwrap().to_string();
+    let w1 = d.ok(&["inspect", "-f", "{{.Id}}", "w1"]).trim().to_string();
+    let prepared = d
+        .root()
+        .join("containers")
+        .join(&w1)
+        .join(format!("baseline-{bid}"))
+        .join("upper");
+    assert!(
+        prepared.join("base.txt").is_file(),
+        "rollback copy not prepared"
+    );
+    let err = d.fails(&["baseline", "create", "clean", "w1"]);
+    assert!(err.contains("already exists"), "{err}");
+
+    // Dirty the scene: a new file, a deleted image file, a removed and an added container.
+    d.ok(&[
+        "exec",
+        "w1",
+        "sh",
+        "-c",
+        "echo dirty > /dirty.txt; rm /base.txt; rm /bin/ls",
+    ]);
+    d.ok(&["rm", "-f", "w2"]);
+    d.ok(&["run", "-d", "--name", "late", "busybox", "sh", "-c", lp]);
+
+    let r = json(&d.ok(&["rollback", "clean", "--format", "json"]));
+    eprintln!(
+        "rollback of 2 containers: {} ms (then {} ms preparing the next)",
+        r["RollbackMs"], r["PrepareMs"]
+    );
+    assert_eq!(r["Reset"], serde_json::json!(["w1"]));
+    assert_eq!(r["Restored"], serde_json::json!(["w2"]));
+    assert_eq!(d.ok(&["exec", "w1", "cat", "/base.txt"]), "base\n");
+    assert!(!d
+        .amber(&["exec", "w1", "cat", "/dirty.txt"])
+        .status
+        .success());
+    d.ok(&["exec", "w1", "ls", "/"]);
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "w2"]).trim(),
+        "running"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.Id}}", "w1"]).trim(),
+        w1,
+        "w1 was recreated, not reset"
+    );
+    assert!(
+        prepared.join("base.txt").is_file(),
+        "the next rollback copy was not prepared"
+    );
+    assert_eq!(
+        d.ok(&["inspect", "-f", "{{.State.Status}}", "late"]).trim(),
+        "running"
+    );
+    // Twice in a row works, and --prune removes what came after.
+    let r = json(&d.ok(&["rollback", "clean", "--prune", "--format", "json"]));
+    assert_eq!(r["Removed"], serde_json::json!(["late"]));
+    // The restored w2 is the baseline's w2 now: reset, not recreated.
+    assert_eq!(r["Reset"], serde_json::json!(["w1", "w2"]));
+    assert!(r["Restored"].as_array().unwrap().is_empty());
+    d.fails(&["inspect", "late"]);
+    d.fails(&["rollback", "nosuch"]);
+    d.assert_check_clean();
+    d.ok(&["bundle", "rm", &bid]);
+    assert!(!prepared.exists());
+    d.assert_check_clean();
+    d.remove_all_containers();
+}

@@ -166,3 +166,30 @@ pub async fn restore(
     };
     Ok(Json(blocking(move || e.restore(&id, &opts)).await?).into_response())
 }
+
+/// `POST /amber/v1/baselines?name=` with a JSON [`CaptureOptions`] body.
+pub async fn create_baseline(
+    State(e): State<AppState>,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let name = required(&Query::of(&uri), "name")?;
+    let opts: CaptureOptions = if body.is_empty() {
+        CaptureOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("bad baseline request: {err}")))?
+    };
+    let v = blocking(move || e.create_baseline(&name, &opts)).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `POST /amber/v1/baselines/{name}/rollback?prune=`.
+pub async fn rollback(
+    State(e): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let prune = Query::of(&uri).flag("prune");
+    Ok(Json(blocking(move || e.rollback(&name, prune)).await?).into_response())
+}

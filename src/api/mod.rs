@@ -111,6 +111,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
         .route("/amber/v1/bundles/{id}/export", get(capture::export))
         .route("/amber/v1/bundles/{id}/restore", post(capture::restore))
+        .route("/amber/v1/baselines", post(capture::create_baseline))
+        .route(
+            "/amber/v1/baselines/{name}/rollback",
+            post(capture::rollback),
+        )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))
         .route("/exec/{id}/json", get(exec::inspect))

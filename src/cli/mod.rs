@@ -135,6 +135,11 @@ pub enum Command {
     /// Manage capture bundles.
     #[command(subcommand)]
     Bundle(bundle::Command),
+    /// Manage baselines (named bundles to roll back to).
+    #[command(subcommand)]
+    Baseline(baseline::Command),
+    /// Put every container of a baseline back to its captured state.
+    Rollback(baseline::RollbackArgs),
     /// Recreate the containers of a bundle (files, config, log) and start
     /// those that were running.
     Restore(restore::Args),
@@ -327,6 +332,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Capture(a) => capture::run(&c?, a).await,
         Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
         Command::Restore(a) => restore::run(&c?, a).await,
+        Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
+        Command::Rollback(a) => baseline::rollback(&c?, a).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

@@ -81,6 +81,15 @@ impl From<CaptureError> for EngineError {
 impl Engine {
     /// Capture containers into a new bundle; returns its summary.
     pub fn capture(&self, opts: &CaptureOptions) -> Result<Value, EngineError> {
+        self.capture_bundle(opts, None)
+    }
+
+    /// Capture into a bundle, named as a baseline when `baseline` is given.
+    pub(super) fn capture_bundle(
+        &self,
+        opts: &CaptureOptions,
+        baseline: Option<&str>,
+    ) -> Result<Value, EngineError> {
         let started = Instant::now();
         let views = self.capture_targets(opts)?;
         let _guard = lock(&CAPTURE_LOCK);
@@ -104,7 +113,17 @@ impl Engine {
             host: self.host_state()?,
             containers: entries,
         };
-        let (digest, size, new_bytes) = capture::finish(store, sink, &manifest, &indexed, None)?;
+        if let Some(name) = baseline {
+            if capture::index::resolve(store, name)
+                .is_ok_and(|b| b.baseline.as_deref() == Some(name))
+            {
+                return Err(EngineError::Conflict(format!(
+                    "baseline {name} already exists"
+                )));
+            }
+        }
+        let (digest, size, new_bytes) =
+            capture::finish(store, sink, &manifest, &indexed, baseline)?;
         let ms = started.elapsed().as_millis() as u64;
         tracing::info!(bundle_id = %manifest.id, containers = views.len(), size, new_bytes, ms, "captured bundle");
         Ok(json!({
@@ -376,6 +395,9 @@ impl Engine {
     pub fn remove_bundle(&self, name: &str) -> Result<u64, EngineError> {
         let _guard = lock(&CAPTURE_LOCK);
         let b = capture::index::resolve(&self.store, name)?;
+        if b.baseline.is_some() {
+            self.remove_prepared_uppers(&b.id);
+        }
         let freed = capture::index::remove(&self.store, &b.id)?;
         tracing::info!(bundle_id = %b.id, freed, "removed bundle");
         Ok(freed)

@@ -5,6 +5,7 @@
 //! container has a monitor thread (waiting on its shim) that records exits,
 //! applies `--rm` and restart policies, and wakes `wait` callers.
 
+mod baseline;
 mod build;
 mod capture;
 mod commit;

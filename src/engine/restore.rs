@@ -16,6 +16,10 @@ use crate::capture::{self, ContainerCapture};
 use crate::store::StoreError;
 use crate::types::container::CreateRequest;
 
+/// Written in a restored container's directory: the bundle and captured
+/// container it came from (a rollback resets it as that container).
+pub(super) const RESTORED_FROM: &str = "restored-from.json";
+
 /// What `POST /amber/v1/bundles/{id}/restore` asks for.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(default)]
@@ -78,7 +82,7 @@ impl Engine {
 
     /// The reference to create the container from: its original one when it
     /// still names the same image, else the image ID.
-    fn restore_image_ref(&self, c: &ContainerCapture) -> Result<String, EngineError> {
+    pub(super) fn restore_image_ref(&self, c: &ContainerCapture) -> Result<String, EngineError> {
         match self.store.resolve_image(&c.image_ref) {
             Ok(id) if id == c.image_id => Ok(c.image_ref.clone()),
             _ if self.store.image(&c.image_id).is_ok() => Ok(c.image_id.to_string()),
@@ -89,7 +93,7 @@ impl Engine {
         }
     }
 
-    fn restore_one(
+    pub(super) fn restore_one(
         self: &Arc<Self>,
         bundle: &str,
         c: &ContainerCapture,
@@ -116,6 +120,8 @@ impl Engine {
         std::fs::rename(&upper, dir.join("upper"))
             .map_err(io("install upper dir", dir.join("upper")))?;
         crate::store::write_file_synced(&dir.join("container.log"), &log, &staging.0)?;
+        let origin = json!({"bundle": bundle, "container": c.id}).to_string();
+        crate::store::write_file_synced(&dir.join(RESTORED_FROM), origin.as_bytes(), &staging.0)?;
         let start = matches!(c.status.as_str(), "running" | "paused");
         if start {
             self.start_container(&id)?;

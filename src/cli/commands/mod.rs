@@ -2,6 +2,7 @@
 //! a `run`.
 
 pub mod attach;
+pub mod baseline;
 pub mod build;
 pub mod bundle;
 pub mod bundle_archive;
