@@ -457,3 +457,34 @@ fn baseline_and_rollback() {
     d.assert_check_clean();
     d.remove_all_containers();
 }
+
+#[test]
+fn system_check_sees_a_damaged_bundle() {
+    let d = setup();
+    d.ok(&[
+        "run",
+        "--name",
+        "cc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo payload-for-check > /p.txt",
+    ]);
+    let id = d.ok(&["capture", "cc"]).trim().to_string();
+    d.assert_check_clean();
+    let files = json(&d.ok(&["bundle", "files", &id, "cc", "/p.txt", "--format", "json"]));
+    let digest = files[0]["digest"].as_str().unwrap();
+    // Small files are one chunk: the chunk's digest is the file's.
+    let blob = d.root().join("blobs/sha256").join(&digest[7..]);
+    std::fs::write(&blob, b"tampered").unwrap();
+    let out = d.amber(&["system", "check"]);
+    assert!(!out.status.success());
+    assert!(
+        common::stdout(&out).contains("does not match its digest"),
+        "{}",
+        common::stdout(&out)
+    );
+    let err = d.fails(&["bundle", "cat", &id, "cc:/p.txt"]);
+    assert!(err.contains("does not match"), "{err}");
+    d.remove_all_containers();
+}

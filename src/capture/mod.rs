@@ -14,6 +14,7 @@
 //! removes at open.
 
 pub mod archive;
+pub mod check;
 pub mod diff;
 pub mod index;
 pub mod manifest;
