@@ -236,6 +236,11 @@ fn second_capture_stores_only_the_changed_bytes() {
     assert!(c["NewBytes"].as_u64().unwrap() < 64 << 10, "{c}");
 
     let (ida, idb) = (a["Id"].as_str().unwrap(), b["Id"].as_str().unwrap());
+    // A line held by all three bundles is one hit naming the newest.
+    let hits = json(&d.ok(&["bundle", "search", "ready", "--format", "json"]));
+    assert_eq!(hits.as_array().unwrap().len(), 1, "{hits}");
+    assert_eq!(hits[0]["bundle"], c["Id"]);
+    assert_eq!(hits[0]["bundles"].as_array().unwrap().len(), 3, "{hits}");
     let diff = json(&d.ok(&["bundle", "diff", ida, idb, "--format", "json"]));
     let ct = &diff["containers"][0];
     let changed = ct["files"]["changed"].as_array().unwrap();

@@ -377,7 +377,7 @@ fn check_bundle_id(id: &str) -> Result<(), CaptureError> {
 }
 
 /// Every blob the manifest names must be in the archive; returns what the
-/// index needs (file lists, log lines) per container.
+/// index needs (file lists) per container.
 fn containers_of(
     dir: &Path,
     m: &Manifest,
@@ -404,18 +404,8 @@ fn containers_of(
             super::restore::safe_relative(&f.path)?;
             f.chunks.iter().try_for_each(need)?;
         }
-        let mut log = Vec::new();
-        for d in &c.log.chunks {
-            need(d)?;
-            log.extend(
-                fs::read(dir.join(d.hex()))
-                    .map_err(|e| CaptureError::io("read", "staged log", e))?,
-            );
-        }
-        out.push(IndexedContainer {
-            files,
-            log: super::log_lines(&log),
-        });
+        c.log.chunks.iter().try_for_each(need)?;
+        out.push(IndexedContainer { files });
     }
     Ok(out)
 }

@@ -101,12 +101,11 @@ pub fn stat_cache(store: &Store, container_id: &str) -> HashMap<String, FileEntr
     })
 }
 
-/// Store a container's log (JSON lines) in fixed chunks and return its
-/// reference and its lines for the index.
-pub fn capture_log(
-    sink: &mut BlobSink<'_>,
-    path: &Path,
-) -> Result<(LogRef, Vec<LogLine>), CaptureError> {
+/// Store a container's log (JSON lines) in chunks of at most
+/// [`manifest::LOG_CHUNK`] bytes cut after a newline, so an appended log
+/// keeps every earlier chunk but its last and each chunk holds whole lines
+/// (the index is built per chunk, once per container).
+pub fn capture_log(sink: &mut BlobSink<'_>, path: &Path) -> Result<LogRef, CaptureError> {
     let data = match std::fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -114,17 +113,35 @@ pub fn capture_log(
     };
     // Only whole lines: the shim may be writing the last one.
     let end = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let data = &data[..end];
-    let (chunks, _, size) = sink::put_chunked(sink, data, manifest::LOG_CHUNK)?;
-    let lines = log_lines(data);
-    Ok((
-        LogRef {
-            size,
-            chunk_size: manifest::LOG_CHUNK as u64,
-            chunks,
-        },
-        lines,
-    ))
+    let mut chunks = Vec::new();
+    for piece in line_chunks(&data[..end], manifest::LOG_CHUNK) {
+        chunks.push(sink.put(piece, manifest::CHUNK_MEDIA_TYPE)?);
+    }
+    Ok(LogRef {
+        size: end as u64,
+        chunk_size: manifest::LOG_CHUNK as u64,
+        chunks,
+    })
+}
+
+/// Cut `data` into pieces of at most `max` bytes, each ending after a
+/// newline when there is one in reach.
+pub fn line_chunks(data: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let n = if rest.len() <= max {
+            rest.len()
+        } else {
+            rest[..max]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(max, |i| i + 1)
+        };
+        out.push(&rest[..n]);
+        rest = &rest[n..];
+    }
+    out
 }
 
 /// Parse JSON log records into lines; lines that are not records are kept
@@ -185,4 +202,28 @@ pub fn read_chunks(
         n += data.len() as u64;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_chunks_end_on_newlines_and_keep_their_prefix() {
+        let data = b"aaa\nbbbb\ncc\nd\n";
+        let c = line_chunks(data, 6);
+        assert_eq!(c, [&b"aaa\n"[..], b"bbbb\n", b"cc\nd\n"]);
+        assert_eq!(c.concat(), data);
+        // A line longer than a chunk is cut at the chunk size.
+        assert_eq!(
+            line_chunks(b"0123456789\n", 4),
+            [&b"0123"[..], b"4567", b"89\n"]
+        );
+        // Appending keeps every chunk but the last.
+        let mut more = data.to_vec();
+        more.extend_from_slice(b"eeee\n");
+        let c2 = line_chunks(&more, 6);
+        assert_eq!(c2[..2], c[..2]);
+        assert!(line_chunks(b"", 6).is_empty());
+    }
 }

@@ -182,7 +182,7 @@ impl Engine {
         let frozen_ms = t0.elapsed().as_millis() as u64;
         let (files, stats) = walked?;
         let files_digest = capture::put_file_list(sink, &files)?;
-        let (log, lines) = capture::capture_log(sink, &dir.join("container.log"))?;
+        let log = capture::capture_log(sink, &dir.join("container.log"))?;
         let live = matches!(v.state.status, Status::Running | Status::Paused);
         let pids = if live {
             self.container_pids(id)
@@ -219,7 +219,7 @@ impl Engine {
             "FrozenMs": if freeze { frozen_ms } else { 0 }, "Files": files.len(),
             "FilesRead": stats.read, "FilesReused": stats.reused,
         });
-        Ok((entry, IndexedContainer { files, log: lines }, report))
+        Ok((entry, IndexedContainer { files }, report))
     }
 
     /// Run `f` with the container frozen when `freeze`; always thaw, and

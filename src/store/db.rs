@@ -129,8 +129,17 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL,
         PRIMARY KEY (bundle_id, container_id, pid)
      );
+     CREATE TABLE bundle_log_chunks (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (bundle_id, container_id, seq)
+     );
+     CREATE INDEX bundle_log_chunks_by_digest ON bundle_log_chunks(container_id, digest);
      CREATE VIRTUAL TABLE bundle_text USING fts5(
-        text, kind UNINDEXED, bundle_id UNINDEXED, container UNINDEXED, time UNINDEXED
+        text, kind UNINDEXED, bundle_id UNINDEXED, container_id UNINDEXED,
+        time UNINDEXED, chunk UNINDEXED
      );",
 ];
 
