@@ -2,11 +2,9 @@
 //! containers, files, processes, and an FTS5 table over log lines and file
 //! paths. Written in one transaction per bundle, after its blobs are durable.
 
-use std::collections::HashMap;
-
 use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::manifest::{FileEntry, Manifest};
 use super::sink::BlobSink;
@@ -121,8 +119,7 @@ fn index_container(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     let mut text = tx.prepare(
-        "INSERT INTO bundle_text (text, kind, bundle_id, container_id, time, chunk)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO bundle_text (text, kind, bundle_id, container_id) VALUES (?1, 'path', ?2, ?3)",
     )?;
     for f in &extra.files {
         let path = format!("/{}", f.path);
@@ -135,27 +132,9 @@ fn index_container(
             f.mode,
             f.digest.as_ref().map(|d| d.to_string())
         ])?;
-        text.execute(params![path, "path", bundle, c.id, "", ""])?;
+        text.execute(params![path, bundle, c.id])?;
     }
-    // Log lines are indexed once per (container, chunk): a chunk already
-    // indexed for this container (by an earlier bundle) adds no rows.
-    let mut seen = tx.prepare(
-        "SELECT 1 FROM bundle_log_chunks WHERE container_id = ?1 AND digest = ?2 LIMIT 1",
-    )?;
-    let mut chunk_row = tx.prepare(
-        "INSERT INTO bundle_log_chunks (bundle_id, container_id, seq, digest) VALUES (?1, ?2, ?3, ?4)",
-    )?;
-    for (seq, d) in c.log.chunks.iter().enumerate() {
-        let digest = d.to_string();
-        let indexed = seen.exists(params![c.id, digest])?;
-        chunk_row.execute(params![bundle, c.id, seq as i64, digest])?;
-        if indexed {
-            continue;
-        }
-        for l in super::log_lines(&store.read_blob(d)?) {
-            text.execute(params![l.text, "log", "", c.id, l.time, digest])?;
-        }
-    }
+    index_log(store, tx, bundle, c)?;
     let mut proc_ = tx.prepare(
         "INSERT OR IGNORE INTO bundle_processes (bundle_id, container_id, pid, ns_pid, ppid, cmdline, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -174,6 +153,35 @@ fn index_container(
             cmd.join(" "),
             p["state"].as_str().unwrap_or("")
         ])?;
+    }
+    Ok(())
+}
+
+/// Log chunks are indexed once per (container, chunk): one contentless
+/// FTS row holding the chunk's raw JSON lines (search re-reads the chunk to
+/// find the lines). A chunk an earlier bundle indexed adds no row.
+fn index_log(
+    store: &Store,
+    tx: &Transaction<'_>,
+    bundle: &str,
+    c: &super::ContainerCapture,
+) -> Result<(), StoreError> {
+    let mut known = tx
+        .prepare("INSERT OR IGNORE INTO bundle_log_index (container_id, digest) VALUES (?1, ?2)")?;
+    let mut chunk_row = tx.prepare(
+        "INSERT INTO bundle_log_chunks (bundle_id, container_id, seq, digest) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut fts = tx.prepare("INSERT INTO bundle_log_text (rowid, text) VALUES (?1, ?2)")?;
+    for (seq, d) in c.log.chunks.iter().enumerate() {
+        let digest = d.to_string();
+        chunk_row.execute(params![bundle, c.id, seq as i64, digest])?;
+        if known.execute(params![c.id, digest])? == 1 {
+            let data = store.read_blob(d)?;
+            fts.execute(params![
+                tx.last_insert_rowid(),
+                String::from_utf8_lossy(&data)
+            ])?;
+        }
     }
     Ok(())
 }
@@ -260,13 +268,22 @@ pub fn remove(store: &Store, id: &str) -> Result<u64, CaptureError> {
         };
         tx.execute("DELETE FROM bundle_text WHERE bundle_id = ?1", [id])?;
         tx.execute("DELETE FROM bundles WHERE id = ?1", [id])?;
-        // Log lines of chunks no remaining bundle holds for their container.
-        tx.execute(
-            "DELETE FROM bundle_text WHERE kind = 'log' AND NOT EXISTS (
-                SELECT 1 FROM bundle_log_chunks l
-                WHERE l.container_id = bundle_text.container_id AND l.digest = bundle_text.chunk)",
-            [],
-        )?;
+        // Log chunks no remaining bundle holds for their container.
+        let gone: Vec<i64> = {
+            let mut stmt = tx.prepare(
+                "SELECT id FROM bundle_log_index i WHERE NOT EXISTS (
+                    SELECT 1 FROM bundle_log_chunks l
+                    WHERE l.container_id = i.container_id AND l.digest = i.digest)",
+            )?;
+            let v = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            v
+        };
+        for rowid in gone {
+            tx.execute("DELETE FROM bundle_log_text WHERE rowid = ?1", [rowid])?;
+            tx.execute("DELETE FROM bundle_log_index WHERE id = ?1", [rowid])?;
+        }
         let mut freed = Vec::new();
         for d in mine {
             let used: i64 = tx.query_row(
@@ -294,76 +311,4 @@ pub fn remove(store: &Store, id: &str) -> Result<u64, CaptureError> {
     let digests: Vec<Digest> = freed.iter().map(|(d, _)| d.clone()).collect();
     store.remove_blob_files(&digests);
     Ok(freed.iter().map(|(_, s)| s).sum())
-}
-
-/// Full-text search over captured log lines and file paths. A log line
-/// held by several bundles is one hit naming the newest (and listing all).
-pub fn search(
-    store: &Store,
-    text: &str,
-    bundle: Option<&str>,
-    container: Option<&str>,
-    limit: usize,
-) -> Result<Vec<Value>, CaptureError> {
-    // A phrase query: the user's words in order, quotes doubled (FTS5 syntax).
-    let query = format!("\"{}\"", text.replace('"', "\"\""));
-    Ok(store.with_db(|conn| {
-        let mut hits: Vec<Value> = Vec::new();
-        // One hit per line: the same line (container, time, text) is in a
-        // chunk row of every capture whose last log chunk held it.
-        let mut by_line: HashMap<(String, String, String), usize> = HashMap::new();
-        let mut logs = conn.prepare(
-            "SELECT t.rowid, t.text, t.time, c.name, b.id, b.created, b.label
-             FROM bundle_text t
-             JOIN bundle_log_chunks l ON l.container_id = t.container_id AND l.digest = t.chunk
-             JOIN bundle_containers c ON c.bundle_id = l.bundle_id AND c.container_id = l.container_id
-             JOIN bundles b ON b.id = l.bundle_id
-             WHERE bundle_text MATCH ?1 AND t.kind = 'log'
-               AND (?2 IS NULL OR b.id = ?2) AND (?3 IS NULL OR c.name = ?3)
-             ORDER BY b.created DESC, t.rowid",
-        )?;
-        let mut rows = logs.query(params![query, bundle, container])?;
-        while let Some(r) = rows.next()? {
-            let bundle_id: String = r.get(4)?;
-            let key = (r.get::<_, String>(3)?, r.get::<_, String>(2)?, r.get::<_, String>(1)?);
-            if let Some(&i) = by_line.get(&key) {
-                if let Some(a) = hits[i]["bundles"].as_array_mut() {
-                    if !a.iter().any(|x| x == &json!(bundle_id)) {
-                        a.push(json!(bundle_id));
-                    }
-                }
-                continue;
-            }
-            if by_line.len() >= limit {
-                continue;
-            }
-            by_line.insert(key, hits.len());
-            hits.push(json!({
-                "kind": "log", "text": r.get::<_, String>(1)?, "time": r.get::<_, String>(2)?,
-                "container": r.get::<_, String>(3)?, "bundle": bundle_id, "bundles": [bundle_id],
-                "captured": r.get::<_, String>(5)?, "label": r.get::<_, String>(6)?,
-            }));
-        }
-        let mut paths = conn.prepare(
-            "SELECT t.text, c.name, b.id, b.created, b.label
-             FROM bundle_text t
-             JOIN bundle_containers c ON c.bundle_id = t.bundle_id AND c.container_id = t.container_id
-             JOIN bundles b ON b.id = t.bundle_id
-             WHERE bundle_text MATCH ?1 AND t.kind = 'path'
-               AND (?2 IS NULL OR b.id = ?2) AND (?3 IS NULL OR c.name = ?3)
-             ORDER BY b.created DESC, t.rowid LIMIT ?4",
-        )?;
-        let found = paths
-            .query_map(params![query, bundle, container, limit as i64], |r| {
-                Ok(json!({
-                    "kind": "path", "text": r.get::<_, String>(0)?, "time": "",
-                    "container": r.get::<_, String>(1)?, "bundle": r.get::<_, String>(2)?,
-                    "bundles": [r.get::<_, String>(2)?],
-                    "captured": r.get::<_, String>(3)?, "label": r.get::<_, String>(4)?,
-                }))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        hits.extend(found);
-        Ok(hits)
-    })?)
 }

@@ -86,6 +86,12 @@ pub struct LogRef {
     pub chunk_size: u64,
     /// Chunks in order.
     pub chunks: Vec<Digest>,
+    /// Size of each chunk (lets the next capture reuse all but the last).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sizes: Vec<u64>,
+    /// Inode of the log file (the next capture's cache key).
+    #[serde(default)]
+    pub ino: u64,
 }
 
 /// One entry of a container's writable layer.

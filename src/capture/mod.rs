@@ -21,6 +21,7 @@ pub mod manifest;
 pub mod procs;
 pub mod read;
 pub mod restore;
+pub mod search;
 pub mod sink;
 pub mod walk;
 
@@ -29,6 +30,9 @@ pub use manifest::{ContainerCapture, FileEntry, LogRef, Manifest, FORMAT_VERSION
 pub use sink::BlobSink;
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::store::{Store, StoreError};
@@ -81,47 +85,91 @@ pub fn new_bundle_id() -> String {
     format!("b-{}", crate::store::random_hex(6))
 }
 
-/// The stat cache of a container: the file list of its newest bundle.
-pub fn stat_cache(store: &Store, container_id: &str) -> HashMap<String, FileEntry> {
-    let load = || -> Result<HashMap<String, FileEntry>, CaptureError> {
+/// What the previous capture of a container lets the next one skip.
+#[derive(Debug, Default)]
+pub struct StatCache {
+    /// The previous file list, by path.
+    pub files: HashMap<String, FileEntry>,
+    /// The previous log.
+    pub log: Option<LogRef>,
+}
+
+/// The stat cache of a container: from its newest bundle.
+pub fn stat_cache(store: &Store, container_id: &str) -> StatCache {
+    let load = || -> Result<StatCache, CaptureError> {
         let Some(m) = index::latest_manifest_of(store, container_id)? else {
-            return Ok(HashMap::new());
+            return Ok(StatCache::default());
         };
         let manifest = Manifest::parse(&store.read_blob(&m)?)?;
         let Some(c) = manifest.containers.iter().find(|c| c.id == container_id) else {
-            return Ok(HashMap::new());
+            return Ok(StatCache::default());
         };
         let files = read::file_list(store, &c.files)?;
-        Ok(files.into_iter().map(|f| (f.path.clone(), f)).collect())
+        Ok(StatCache {
+            files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+            log: Some(c.log.clone()),
+        })
     };
     load().unwrap_or_else(|e| {
         // A cache miss only costs time: the files are read again.
         tracing::warn!(container_id, error = %e, "no stat cache for capture");
-        HashMap::new()
+        StatCache::default()
     })
 }
 
 /// Store a container's log (JSON lines) in chunks of at most
 /// [`manifest::LOG_CHUNK`] bytes cut after a newline, so an appended log
 /// keeps every earlier chunk but its last and each chunk holds whole lines
-/// (the index is built per chunk, once per container).
-pub fn capture_log(sink: &mut BlobSink<'_>, path: &Path) -> Result<LogRef, CaptureError> {
-    let data = match std::fs::read(path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(CaptureError::io("read log", &path.display().to_string(), e)),
+/// (the index is built per chunk, once per container). When the log is the
+/// same file as in `prev` and not shorter (the shim only appends), the
+/// chunks before `prev`'s last are reused and only the rest is read.
+pub fn capture_log(
+    sink: &mut BlobSink<'_>,
+    path: &Path,
+    prev: Option<&LogRef>,
+) -> Result<LogRef, CaptureError> {
+    let name = path.display().to_string();
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LogRef::default()),
+        Err(e) => return Err(CaptureError::io("open log", &name, e)),
     };
+    let meta = f
+        .metadata()
+        .map_err(|e| CaptureError::io("stat log", &name, e))?;
+    let mut out = LogRef {
+        chunk_size: manifest::LOG_CHUNK as u64,
+        ino: meta.ino(),
+        ..LogRef::default()
+    };
+    if let Some(p) = prev
+        .filter(|p| p.ino == meta.ino() && meta.len() >= p.size && p.sizes.len() == p.chunks.len())
+    {
+        let keep = p.chunks.len().saturating_sub(1);
+        if p.chunks[..keep]
+            .iter()
+            .zip(&p.sizes)
+            .all(|(d, s)| sink.reuse(d, *s, manifest::CHUNK_MEDIA_TYPE))
+        {
+            out.chunks = p.chunks[..keep].to_vec();
+            out.sizes = p.sizes[..keep].to_vec();
+            out.size = out.sizes.iter().sum();
+        }
+    }
+    f.seek(SeekFrom::Start(out.size))
+        .map_err(|e| CaptureError::io("seek log", &name, e))?;
+    let mut data = Vec::new();
+    f.read_to_end(&mut data)
+        .map_err(|e| CaptureError::io("read log", &name, e))?;
     // Only whole lines: the shim may be writing the last one.
     let end = data.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-    let mut chunks = Vec::new();
     for piece in line_chunks(&data[..end], manifest::LOG_CHUNK) {
-        chunks.push(sink.put(piece, manifest::CHUNK_MEDIA_TYPE)?);
+        out.chunks
+            .push(sink.put(piece, manifest::CHUNK_MEDIA_TYPE)?);
+        out.sizes.push(piece.len() as u64);
+        out.size += piece.len() as u64;
     }
-    Ok(LogRef {
-        size: end as u64,
-        chunk_size: manifest::LOG_CHUNK as u64,
-        chunks,
-    })
+    Ok(out)
 }
 
 /// Cut `data` into pieces of at most `max` bytes, each ending after a

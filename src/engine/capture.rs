@@ -177,12 +177,13 @@ impl Engine {
         let freeze = v.state.status == Status::Running && !no_pause;
         let t0 = Instant::now();
         let walked = self.with_frozen(&dir, freeze, || {
-            capture::walk::walk_upper(&dir.join("upper"), sink, &cache).map_err(EngineError::from)
+            capture::walk::walk_upper(&dir.join("upper"), sink, &cache.files)
+                .map_err(EngineError::from)
         });
         let frozen_ms = t0.elapsed().as_millis() as u64;
         let (files, stats) = walked?;
         let files_digest = capture::put_file_list(sink, &files)?;
-        let log = capture::capture_log(sink, &dir.join("container.log"))?;
+        let log = capture::capture_log(sink, &dir.join("container.log"), cache.log.as_ref())?;
         let live = matches!(v.state.status, Status::Running | Status::Paused);
         let pids = if live {
             self.container_pids(id)
@@ -433,7 +434,7 @@ impl Engine {
             Some(b) => Some(capture::index::resolve(&self.store, b)?.id),
             None => None,
         };
-        Ok(capture::index::search(
+        Ok(capture::search::search(
             &self.store,
             text,
             bundle.as_deref(),

@@ -137,9 +137,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (bundle_id, container_id, seq)
      );
      CREATE INDEX bundle_log_chunks_by_digest ON bundle_log_chunks(container_id, digest);
+     CREATE TABLE bundle_log_index (
+        id INTEGER PRIMARY KEY,
+        container_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        UNIQUE (container_id, digest)
+     );
+     CREATE VIRTUAL TABLE bundle_log_text USING fts5(
+        text, content='', contentless_delete=1
+     );
      CREATE VIRTUAL TABLE bundle_text USING fts5(
-        text, kind UNINDEXED, bundle_id UNINDEXED, container_id UNINDEXED,
-        time UNINDEXED, chunk UNINDEXED
+        text, kind UNINDEXED, bundle_id UNINDEXED, container_id UNINDEXED
      );",
 ];
 
