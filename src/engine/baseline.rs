@@ -139,15 +139,11 @@ impl Engine {
                 removed.push(n.clone());
             }
         }
-        let mut trash = Vec::new();
         let mut reset = Vec::new();
         let mut restored = Vec::new();
         for (c, found) in &current {
             match found {
-                Some(id) => {
-                    trash.push(self.swap_upper(&m.id, c, id)?);
-                    reset.push((*c, id.clone()));
-                }
+                Some(id) => reset.push((*c, id.clone())),
                 None => {
                     let image = self.restore_image_ref(c)?;
                     self.restore_one(&m.id, c, &c.name, &image, false)?;
@@ -155,11 +151,15 @@ impl Engine {
                 }
             }
         }
-        for (c, id) in &reset {
+        // Containers are independent: stop-and-swap them all at once, then
+        // start them all at once.
+        let trash = parallel(&reset, |(c, id)| self.swap_upper(&m.id, c, id))?;
+        parallel(&reset, |(c, id)| {
             if matches!(c.status.as_str(), "running" | "paused") {
                 self.start_container(id)?;
             }
-        }
+            Ok(())
+        })?;
         let rollback_ms = t0.elapsed().as_millis() as u64;
         tracing::info!(baseline = name, bundle_id = %m.id, rollback_ms, "rolled back");
         // Ready for the next rollback; the old upper dirs go.
@@ -220,6 +220,36 @@ impl Engine {
         crate::store::write_file_synced(&dir.join("container.log"), &log, &tmp)?;
         Ok(old)
     }
+}
+
+/// Run `f` on every item in its own thread; the first error wins, after
+/// every thread has finished.
+fn parallel<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(&T) -> Result<R, EngineError> + Sync,
+) -> Result<Vec<R>, EngineError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items.iter().map(|it| s.spawn(|| f(it))).collect();
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(r)) => out.push(r),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(EngineError::InvalidArgument(
+                        "a rollback worker panicked".into(),
+                    ));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    })
 }
 
 fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> EngineError {
