@@ -223,7 +223,7 @@ pub fn put_file_list(sink: &mut BlobSink<'_>, files: &[FileEntry]) -> Result<Dig
 /// in one transaction. Returns the manifest digest.
 pub fn finish(
     store: &Store,
-    mut sink: BlobSink<'_>,
+    sink: &mut BlobSink<'_>,
     manifest: &Manifest,
     indexed: &[IndexedContainer],
     baseline: Option<&str>,
@@ -232,7 +232,7 @@ pub fn finish(
         .map_err(|e| CaptureError::Invalid(format!("cannot encode the manifest: {e}")))?;
     let digest = sink.put(&data, manifest::MANIFEST_MEDIA_TYPE)?;
     store.sync_blobs()?;
-    index::commit(store, manifest, &digest, &sink, indexed, baseline)?;
+    index::commit(store, manifest, &digest, sink, indexed, baseline)?;
     Ok((digest, sink.size(), sink.new_bytes))
 }
 

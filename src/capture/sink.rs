@@ -1,7 +1,7 @@
 //! Writes a capture's blobs into the shared store and remembers what the
 //! bundle references and what it added (the "new bytes" figure).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest as _, Sha256};
 
@@ -16,6 +16,8 @@ pub struct BlobSink<'a> {
     pub blobs: BTreeMap<Digest, (u64, &'static str)>,
     /// Bytes of blobs this capture wrote (absent from the store before).
     pub new_bytes: u64,
+    /// The blobs this capture wrote.
+    new: BTreeSet<Digest>,
 }
 
 impl<'a> BlobSink<'a> {
@@ -25,13 +27,14 @@ impl<'a> BlobSink<'a> {
             store,
             blobs: BTreeMap::new(),
             new_bytes: 0,
+            new: BTreeSet::new(),
         }
     }
 
     /// Store one blob (or find it there) and reference it.
     pub fn put(&mut self, data: &[u8], media_type: &'static str) -> Result<Digest, CaptureError> {
         let (digest, new) = self.store.put_blob_unindexed(data)?;
-        if new {
+        if new && self.new.insert(digest.clone()) {
             self.new_bytes += data.len() as u64;
         }
         self.blobs
@@ -49,6 +52,39 @@ impl<'a> BlobSink<'a> {
             .entry(digest.clone())
             .or_insert((size, media_type));
         true
+    }
+
+    /// Take in what another sink (a parallel capture) referenced and wrote;
+    /// a blob both wrote counts once.
+    pub fn merge(&mut self, other: BlobSink<'_>) {
+        for d in other.new {
+            if !self.new.contains(&d) {
+                self.new_bytes += other.blobs.get(&d).map_or(0, |(s, _)| *s);
+                self.new.insert(d);
+            }
+        }
+        for (d, v) in other.blobs {
+            self.blobs.entry(d).or_insert(v);
+        }
+    }
+
+    /// Remove the blob files this sink wrote that no row indexes (a failed
+    /// capture or import): they would otherwise stay until the next start.
+    pub fn discard(&self) {
+        let unindexed: Vec<Digest> = self
+            .store
+            .with_db(|conn| {
+                let mut stmt = conn.prepare("SELECT 1 FROM blobs WHERE digest = ?1")?;
+                let mut out = Vec::new();
+                for d in &self.new {
+                    if !stmt.exists([d.to_string()])? {
+                        out.push(d.clone());
+                    }
+                }
+                Ok(out)
+            })
+            .unwrap_or_default();
+        self.store.remove_blob_files(&unindexed);
     }
 
     /// Total size of the referenced blobs.

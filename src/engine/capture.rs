@@ -94,25 +94,6 @@ impl Engine {
         let views = self.capture_targets(opts)?;
         let _guard = lock(&CAPTURE_LOCK);
         let store = self.store();
-        let mut sink = BlobSink::new(store);
-        let mut entries = Vec::new();
-        let mut indexed = Vec::new();
-        let mut report = Vec::new();
-        for v in &views {
-            let (entry, extra, r) = self.capture_one(v, &mut sink, opts.no_pause)?;
-            entries.push(entry);
-            indexed.push(extra);
-            report.push(r);
-        }
-        let manifest = Manifest {
-            format_version: capture::FORMAT_VERSION,
-            id: capture::new_bundle_id(),
-            label: opts.label.clone(),
-            annotations: opts.annotations.clone(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            host: self.host_state()?,
-            containers: entries,
-        };
         if let Some(name) = baseline {
             if capture::index::resolve(store, name)
                 .is_ok_and(|b| b.baseline.as_deref() == Some(name))
@@ -122,8 +103,64 @@ impl Engine {
                 )));
             }
         }
-        let (digest, size, new_bytes) =
-            capture::finish(store, sink, &manifest, &indexed, baseline)?;
+        let host = self.host_state()?;
+        // Containers are captured in parallel, each frozen only for its own
+        // walk; each thread has its own sink, merged afterwards.
+        let captured = std::thread::scope(|s| {
+            let handles: Vec<_> = views
+                .iter()
+                .map(|v| {
+                    s.spawn(move || {
+                        let mut sink = BlobSink::new(store);
+                        let r = self.capture_one(v, &mut sink, opts.no_pause);
+                        r.map(|x| (x, sink))
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(EngineError::InvalidArgument(
+                            "a capture worker panicked".into(),
+                        ))
+                    })
+                })
+                .collect::<Vec<_>>()
+        });
+        let mut sink = BlobSink::new(store);
+        let mut entries = Vec::new();
+        let mut indexed = Vec::new();
+        let mut report = Vec::new();
+        let mut failed = None;
+        for c in captured {
+            match c {
+                Ok(((entry, extra, r), part)) => {
+                    sink.merge(part);
+                    entries.push(entry);
+                    indexed.push(extra);
+                    report.push(r);
+                }
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = failed {
+            sink.discard();
+            return Err(e);
+        }
+        let manifest = Manifest {
+            format_version: capture::FORMAT_VERSION,
+            id: capture::new_bundle_id(),
+            label: opts.label.clone(),
+            annotations: opts.annotations.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            host,
+            containers: entries,
+        };
+        let finished = capture::finish(store, &mut sink, &manifest, &indexed, baseline);
+        let (digest, size, new_bytes) = finished.inspect_err(|_| sink.discard())?;
         let ms = started.elapsed().as_millis() as u64;
         tracing::info!(bundle_id = %manifest.id, containers = views.len(), size, new_bytes, ms, "captured bundle");
         Ok(json!({
