@@ -87,7 +87,7 @@ pub fn commit(
             )?;
         }
         for (c, extra) in manifest.containers.iter().zip(containers) {
-            index_container(store, &tx, &manifest.id, c, extra)?;
+            index_container(&tx, &manifest.id, c, extra)?;
         }
         tx.commit()?;
         Ok(())
@@ -96,7 +96,6 @@ pub fn commit(
 }
 
 fn index_container(
-    store: &Store,
     tx: &Transaction<'_>,
     bundle: &str,
     c: &super::ContainerCapture,
@@ -134,7 +133,7 @@ fn index_container(
         ])?;
         text.execute(params![path, bundle, c.id])?;
     }
-    index_log(store, tx, bundle, c)?;
+    index_log(tx, bundle, c)?;
     let mut proc_ = tx.prepare(
         "INSERT OR IGNORE INTO bundle_processes (bundle_id, container_id, pid, ns_pid, ppid, cmdline, state)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -157,33 +156,77 @@ fn index_container(
     Ok(())
 }
 
-/// Log chunks are indexed once per (container, chunk): one contentless
-/// FTS row holding the chunk's raw JSON lines (search re-reads the chunk to
-/// find the lines). A chunk an earlier bundle indexed adds no row.
+/// A bundle's log chunks, in order; their full-text rows are added by
+/// [`index_pending_logs`], after the bundle is visible, so a capture does
+/// not wait for tokenizing its logs.
 fn index_log(
-    store: &Store,
     tx: &Transaction<'_>,
     bundle: &str,
     c: &super::ContainerCapture,
 ) -> Result<(), StoreError> {
-    let mut known = tx
-        .prepare("INSERT OR IGNORE INTO bundle_log_index (container_id, digest) VALUES (?1, ?2)")?;
     let mut chunk_row = tx.prepare(
         "INSERT INTO bundle_log_chunks (bundle_id, container_id, seq, digest) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    let mut fts = tx.prepare("INSERT INTO bundle_log_text (rowid, text) VALUES (?1, ?2)")?;
     for (seq, d) in c.log.chunks.iter().enumerate() {
-        let digest = d.to_string();
-        chunk_row.execute(params![bundle, c.id, seq as i64, digest])?;
-        if known.execute(params![c.id, digest])? == 1 {
-            let data = store.read_blob(d)?;
-            fts.execute(params![
-                tx.last_insert_rowid(),
-                String::from_utf8_lossy(&data)
-            ])?;
-        }
+        chunk_row.execute(params![bundle, c.id, seq as i64, d.to_string()])?;
     }
     Ok(())
+}
+
+/// Serialises log indexers (a background one after each capture, and
+/// `search`, which catches up before it queries).
+static LOG_INDEX_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Add the full-text rows of every log chunk not indexed yet: one
+/// contentless FTS row per (container, chunk) holding the chunk's raw JSON
+/// lines (search re-reads the chunk to find the lines). Each chunk is one
+/// small transaction, so the index stays usable meanwhile. Returns the
+/// number of chunks indexed.
+pub fn index_pending_logs(store: &Store) -> Result<usize, CaptureError> {
+    let _guard = LOG_INDEX_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let pending: Vec<(String, String)> = store.with_db(|conn| {
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT l.container_id, l.digest FROM bundle_log_chunks l
+             WHERE NOT EXISTS (SELECT 1 FROM bundle_log_index i
+                               WHERE i.container_id = l.container_id AND i.digest = l.digest)",
+        )?;
+        let v = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(v)
+    })?;
+    let mut n = 0;
+    for (container, digest) in pending {
+        let d: Digest = digest.parse().map_err(|_| {
+            CaptureError::Invalid(format!("bad digest {digest:?} in the bundle index"))
+        })?;
+        // Gone with a bundle removed meanwhile: nothing to index.
+        let Ok(data) = store.read_blob(&d) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&data);
+        store.with_db(|conn| {
+            let tx = conn.transaction()?;
+            let still: bool = tx
+                .prepare("SELECT 1 FROM bundle_log_chunks WHERE container_id = ?1 AND digest = ?2")?
+                .exists(params![container, digest])?;
+            if still
+                && tx.execute(
+                    "INSERT OR IGNORE INTO bundle_log_index (container_id, digest) VALUES (?1, ?2)",
+                    params![container, digest],
+                )? == 1
+            {
+                tx.execute(
+                    "INSERT INTO bundle_log_text (rowid, text) VALUES (?1, ?2)",
+                    params![tx.last_insert_rowid(), text],
+                )?;
+                n += 1;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+    }
+    Ok(n)
 }
 
 /// The manifest of the newest bundle holding container `id`, for the stat

@@ -28,6 +28,7 @@ pub fn search(
     container: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Value>, CaptureError> {
+    super::index::index_pending_logs(store)?;
     // A phrase query: the user's words in order, quotes doubled (FTS5 syntax).
     let query = format!("\"{}\"", text.replace('"', "\"\""));
     let (chunks, paths) = store.with_db(|conn| {

@@ -161,6 +161,7 @@ impl Engine {
         };
         let finished = capture::finish(store, &mut sink, &manifest, &indexed, baseline);
         let (digest, size, new_bytes) = finished.inspect_err(|_| sink.discard())?;
+        self.index_logs_in_background();
         let ms = started.elapsed().as_millis() as u64;
         tracing::info!(bundle_id = %manifest.id, containers = views.len(), size, new_bytes, ms, "captured bundle");
         Ok(json!({
@@ -297,6 +298,16 @@ impl Engine {
                 "capture failed: {e}; and thawing the container failed too: {t}"
             ))),
         }
+    }
+
+    /// Full-text index the new bundles' log chunks without holding up the
+    /// capture (`search` catches up itself when it runs first).
+    fn index_logs_in_background(&self) {
+        let store = std::sync::Arc::clone(&self.store);
+        std::thread::spawn(move || match capture::index::index_pending_logs(&store) {
+            Ok(n) => tracing::debug!(chunks = n, "indexed captured log chunks"),
+            Err(e) => tracing::warn!(error = %e, "failed to index captured logs"),
+        });
     }
 
     /// Thaw containers a killed daemon left frozen mid-capture (called at
@@ -536,6 +547,7 @@ impl Engine {
     ) -> Result<capture::archive::ImportReport, EngineError> {
         let _guard = lock(&CAPTURE_LOCK);
         let report = capture::archive::import(&self.store, r)?;
+        self.index_logs_in_background();
         tracing::info!(bundle_id = %report.id, new_bytes = report.new_bytes, "imported bundle");
         Ok(report)
     }
