@@ -183,3 +183,46 @@ fn bad_archives_are_refused_and_leave_nothing() {
     d2.assert_check_clean();
     d1.remove_all_containers();
 }
+
+#[test]
+fn kill9_mid_import_leaves_nothing() {
+    let (d1, id) = daemon_with_bundle();
+    let archive = d1.dir.path().join("bundle.tar");
+    d1.ok(&["bundle", "export", &id, "-o", archive.to_str().unwrap()]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut d2 = Daemon::start();
+    let blobs_before = d2.entries("blobs/sha256").len();
+    // Send most of the archive, keep the connection open, kill the daemon.
+    let mut import = std::process::Command::new(common::amber_bin())
+        .args(["-H", &d2.host(), "bundle", "import"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = import.stdin.take().unwrap();
+    use std::io::Write;
+    stdin.write_all(&bytes[..bytes.len() * 3 / 4]).unwrap();
+    stdin.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d2.entries("tmp").is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import never staged anything"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    d2.kill9();
+    drop(stdin);
+    let _ = import.wait();
+    d2.spawn();
+    assert!(d2.ok(&["bundle", "ls", "-q"]).trim().is_empty());
+    assert_eq!(d2.entries("blobs/sha256").len(), blobs_before);
+    assert!(d2.entries("tmp").is_empty());
+    d2.assert_check_clean();
+    // And the whole archive imports afterwards.
+    d2.ok(&["bundle", "import", archive.to_str().unwrap()]);
+    d2.assert_check_clean();
+    d1.remove_all_containers();
+}
