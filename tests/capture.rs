@@ -493,3 +493,37 @@ fn system_check_sees_a_damaged_bundle() {
     assert!(err.contains("does not match"), "{err}");
     d.remove_all_containers();
 }
+
+#[test]
+fn capture_of_containers_exiting_meanwhile() {
+    let d = setup();
+    for i in 0..3 {
+        let name = format!("brief{i}");
+        d.ok(&[
+            "run", "-d", "--name", &name, "busybox", "sh", "-c",
+            "i=0; while [ $i -lt 200 ]; do echo line-$i; echo $i > /f$i; rm -f /f$((i-1)); i=$((i+1)); done",
+        ]);
+        let args: &[&str] = if i % 2 == 0 {
+            &["capture", "--no-pause", &name]
+        } else {
+            &["capture", &name]
+        };
+        let out = d.amber(args);
+        // Either a complete bundle or one clear error; never a partial one.
+        if out.status.success() {
+            let id = common::stdout(&out).trim().to_string();
+            d.ok(&["bundle", "inspect", &id]);
+        } else {
+            assert_eq!(
+                common::stderr(&out).trim().lines().count(),
+                1,
+                "{}",
+                common::stderr(&out)
+            );
+        }
+        let state = d.ok(&["inspect", "-f", "{{.State.Paused}}", &name]);
+        assert_eq!(state.trim(), "false");
+    }
+    d.assert_check_clean();
+    d.remove_all_containers();
+}

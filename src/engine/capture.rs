@@ -280,6 +280,10 @@ impl Engine {
         })?;
         if let Err(e) = runtime::pause(dir) {
             let _ = std::fs::remove_file(&marker);
+            // Exited since it was looked at: nothing to freeze any more.
+            if runtime::state(dir).is_ok_and(|s| s.status == Status::Exited) {
+                return f();
+            }
             return Err(e.into());
         }
         let out = f();
