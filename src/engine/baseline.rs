@@ -4,10 +4,11 @@
 //! For speed, `baseline create` materializes each container's captured
 //! upper dir ahead of time beside the container
 //! (`containers/<id>/baseline-<bundle>/upper`), so rolling back a container
-//! that still exists is: stop it, rename its upper dir away, rename the
-//! prepared one in, start it. A fresh copy is prepared again afterwards for
-//! the next rollback. Containers removed since are restored from the bundle;
-//! containers created since are removed only with `prune`.
+//! that still exists is: stop it, exchange its upper dir with the prepared
+//! one (one atomic `renameat2(RENAME_EXCHANGE)`), start it. A fresh copy
+//! is prepared again afterwards for the next rollback. Containers removed
+//! since are restored from the bundle; containers created since are removed
+//! only with `prune`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -206,14 +207,20 @@ impl Engine {
         self.prepare_upper(bundle_id, c, target)?;
         let dir = self.store.container_dir(target);
         let prepared = self.prepared_dir(target, bundle_id);
+        // One atomic exchange (renameat2 RENAME_EXCHANGE): a crash at any
+        // instant leaves the container a whole upper dir, old or new.
+        nix::fcntl::renameat2(
+            None,
+            &prepared.join("upper"),
+            None,
+            &dir.join("upper"),
+            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+        )
+        .map_err(|e| io("swap in the prepared upper dir", &dir.join("upper"))(e.into()))?;
+        // The old upper dir is where the prepared one was: out to tmp/.
         let old = self.store.staging_path("rollback-old");
-        std::fs::rename(dir.join("upper"), &old)
-            .map_err(io("move away upper dir", &dir.join("upper")))?;
-        if let Err(e) = std::fs::rename(prepared.join("upper"), dir.join("upper")) {
-            // Put the old one back: the container must keep an upper dir.
-            let _ = std::fs::rename(&old, dir.join("upper"));
-            return Err(io("install prepared upper dir", &dir.join("upper"))(e));
-        }
+        std::fs::rename(prepared.join("upper"), &old)
+            .map_err(io("move away old upper dir", &prepared.join("upper")))?;
         let _ = std::fs::remove_dir(&prepared);
         let log = capture::read::log(&self.store, c)?;
         let tmp = self.store.root().join("tmp");
