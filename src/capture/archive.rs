@@ -30,6 +30,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 const MAX_INDEX: u64 = 256 << 20;
 /// Tar block size.
 const BLOCK: u64 = 512;
+/// Read and copy buffer of imports.
+const COPY_BUF: usize = 1 << 20;
 
 /// `amber-bundle.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,7 +281,9 @@ fn read_archive(
     reader: impl Read,
 ) -> Result<(Option<Vec<u8>>, StagedBlobs), CaptureError> {
     let corrupt = |e: std::io::Error| invalid(format!("truncated or not a tar: {e}"));
-    let mut archive = tar::Archive::new(reader);
+    // Large reads: the body comes through an async bridge, where each small
+    // read costs a round trip.
+    let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(COPY_BUF, reader));
     let mut index = None;
     let mut staged = BTreeMap::new();
     for entry in archive.entries().map_err(corrupt)? {
@@ -340,7 +344,17 @@ fn stage_blob(
         hasher: Sha256::new(),
         n: 0,
     };
-    std::io::copy(&mut r, &mut out).map_err(|e| invalid(format!("truncated or not a tar: {e}")))?;
+    let mut buf = vec![0u8; (entry_len as usize).clamp(1, COPY_BUF)];
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(invalid(format!("truncated or not a tar: {e}"))),
+        };
+        out.write_all(&buf[..n])
+            .map_err(|e| CaptureError::io("write", &path.display().to_string(), e))?;
+    }
     if r.n < entry_len {
         return Ok(r.n);
     }
