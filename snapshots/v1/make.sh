@@ -12,7 +12,7 @@ cg="amber-snapshot-$$"
 "$AMBER" daemon --data-root "$work/root" -H "unix://$work/s.sock" --cgroup-parent "$cg" \
     --bridge "asn$$" --config-file /nonexistent >"$work/daemon.log" 2>&1 &
 dpid=$!
-trap 'kill $dpid 2>/dev/null; wait $dpid 2>/dev/null; rmdir /sys/fs/cgroup/$cg 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $dpid 2>/dev/null || true; wait $dpid 2>/dev/null || true; rmdir /sys/fs/cgroup/$cg 2>/dev/null || true; rm -rf "$work"' EXIT
 a() { "$AMBER" -H "unix://$work/s.sock" "$@"; }
 for _ in $(seq 200); do a version >/dev/null 2>&1 && break; sleep 0.05; done
 tests/images/busybox.sh "$work/busybox.tar"
