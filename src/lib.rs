@@ -10,6 +10,7 @@
 pub mod api;
 pub mod archive;
 pub mod build;
+pub mod capture;
 pub mod cli;
 pub mod engine;
 pub mod net;

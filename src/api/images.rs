@@ -269,7 +269,7 @@ pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response
 /// A request body reader that reads the rest of the body when dropped: an
 /// archive refused early is still received whole, so the client, still
 /// sending, gets the error answer instead of a broken pipe.
-struct DrainOnDrop<R: std::io::Read>(R);
+pub(super) struct DrainOnDrop<R: std::io::Read>(pub(super) R);
 
 impl<R: std::io::Read> std::io::Read for DrainOnDrop<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {

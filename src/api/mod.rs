@@ -3,6 +3,7 @@
 //! this file, one handler file per resource; handlers hold no business logic.
 
 mod build;
+mod capture;
 mod containers;
 mod error;
 mod exec;
@@ -95,6 +96,25 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/volumes/{name}",
             get(volumes::inspect).delete(volumes::remove),
+        )
+        .route("/amber/v1/capture", post(capture::capture))
+        .route("/amber/v1/bundles", get(capture::list))
+        .route("/amber/v1/bundles/prune", post(capture::prune))
+        .route("/amber/v1/bundles/search", get(capture::search))
+        .route("/amber/v1/bundles/diff", get(capture::diff))
+        .route("/amber/v1/bundles/import", post(capture::import))
+        .route(
+            "/amber/v1/bundles/{id}",
+            get(capture::inspect).delete(capture::remove),
+        )
+        .route("/amber/v1/bundles/{id}/files", get(capture::files))
+        .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
+        .route("/amber/v1/bundles/{id}/export", get(capture::export))
+        .route("/amber/v1/bundles/{id}/restore", post(capture::restore))
+        .route("/amber/v1/baselines", post(capture::create_baseline))
+        .route(
+            "/amber/v1/baselines/{name}/rollback",
+            post(capture::rollback),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))

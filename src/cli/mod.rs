@@ -133,6 +133,19 @@ pub enum Command {
     /// Run an OCI distribution registry server, collect its garbage.
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Capture containers into a bundle (prints the bundle ID).
+    Capture(capture::Args),
+    /// Manage capture bundles.
+    #[command(subcommand)]
+    Bundle(bundle::Command),
+    /// Manage baselines (named bundles to roll back to).
+    #[command(subcommand)]
+    Baseline(baseline::Command),
+    /// Put every container of a baseline back to its captured state.
+    Rollback(baseline::RollbackArgs),
+    /// Recreate the containers of a bundle (files, config, log) and start
+    /// those that were running.
+    Restore(restore::Args),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -336,6 +349,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Container(cmd) => container(&c?, cmd).await,
         Command::Network(cmd) => network::run(&c?, cmd).await,
         Command::Volume(cmd) => volume::run(&c?, cmd).await,
+        Command::Capture(a) => capture::run(&c?, a).await,
+        Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
+        Command::Restore(a) => restore::run(&c?, a).await,
+        Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
+        Command::Rollback(a) => baseline::rollback(&c?, a).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

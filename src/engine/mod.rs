@@ -5,7 +5,9 @@
 //! container has a monitor thread (waiting on its shim) that records exits,
 //! applies `--rm` and restart policies, and wakes `wait` callers.
 
+mod baseline;
 mod build;
+mod capture;
 mod commit;
 mod containers;
 mod digest_cache;
@@ -22,11 +24,13 @@ mod network_view;
 mod networks;
 mod observe;
 mod registry;
+mod restore;
 mod spec;
 mod system;
 mod transfer;
 mod volumes;
 
+pub use capture::CaptureOptions;
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
@@ -35,6 +39,7 @@ pub use lifecycle::{ExitEvents, WaitCondition};
 pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
 pub use networks::NetworkCreateOptions;
+pub use restore::RestoreOptions;
 pub use spec::ContainerSpec;
 pub use system::docker_arch;
 
@@ -143,6 +148,7 @@ impl Engine {
         });
         engine.init_networks()?;
         engine.recover()?;
+        engine.thaw_interrupted_captures();
         Ok(engine)
     }
 

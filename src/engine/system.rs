@@ -118,7 +118,11 @@ impl Engine {
 
     /// `amber system check`.
     pub fn check(&self) -> Result<CheckReport, EngineError> {
-        Ok(self.store.check()?)
+        let mut report = self.store.check()?;
+        report
+            .problems
+            .extend(crate::capture::check::check(&self.store)?);
+        Ok(report)
     }
 }
 

@@ -81,6 +81,74 @@ const MIGRATIONS: &[&str] = &[
         labels TEXT NOT NULL DEFAULT '{}',
         anonymous INTEGER NOT NULL DEFAULT 0
      );",
+    // 4: capture bundles and their index (docs/bundle-format.md). A bundle's
+    // content is blobs; `bundle_blobs` keeps each one referenced.
+    "CREATE TABLE bundles (
+        id TEXT PRIMARY KEY,
+        manifest TEXT NOT NULL REFERENCES blobs(digest),
+        label TEXT NOT NULL DEFAULT '',
+        created TEXT NOT NULL,
+        containers INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        new_bytes INTEGER NOT NULL,
+        baseline TEXT UNIQUE
+     );
+     CREATE TABLE bundle_blobs (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        digest TEXT NOT NULL REFERENCES blobs(digest),
+        PRIMARY KEY (bundle_id, digest)
+     ) WITHOUT ROWID;
+     CREATE INDEX bundle_blobs_by_digest ON bundle_blobs(digest);
+     CREATE TABLE bundle_containers (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        image_ref TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (bundle_id, container_id)
+     );
+     CREATE INDEX bundle_containers_by_container ON bundle_containers(container_id);
+     CREATE TABLE bundle_files (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        path TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        digest TEXT,
+        PRIMARY KEY (bundle_id, container_id, path)
+     ) WITHOUT ROWID;
+     CREATE TABLE bundle_processes (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        ns_pid INTEGER,
+        ppid INTEGER NOT NULL,
+        cmdline TEXT NOT NULL,
+        state TEXT NOT NULL,
+        PRIMARY KEY (bundle_id, container_id, pid)
+     );
+     CREATE TABLE bundle_log_chunks (
+        bundle_id TEXT NOT NULL REFERENCES bundles(id) ON DELETE CASCADE,
+        container_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        digest TEXT NOT NULL,
+        PRIMARY KEY (bundle_id, container_id, seq)
+     );
+     CREATE INDEX bundle_log_chunks_by_digest ON bundle_log_chunks(container_id, digest);
+     CREATE TABLE bundle_log_index (
+        id INTEGER PRIMARY KEY,
+        container_id TEXT NOT NULL,
+        digest TEXT NOT NULL,
+        UNIQUE (container_id, digest)
+     );
+     CREATE VIRTUAL TABLE bundle_log_text USING fts5(
+        text, content='', contentless_delete=1
+     );
+     CREATE VIRTUAL TABLE bundle_text USING fts5(
+        text, kind UNINDEXED, bundle_id UNINDEXED, container_id UNINDEXED
+     );",
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -7,6 +7,7 @@
 //! (files without rows, staging leftovers) are removed when the store opens.
 
 mod blobs;
+mod bundles;
 mod check;
 mod commit;
 mod containers;

@@ -2,7 +2,11 @@
 //! a `run`.
 
 pub mod attach;
+pub mod baseline;
 pub mod build;
+pub mod bundle;
+pub mod bundle_archive;
+pub mod capture;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;
@@ -32,6 +36,7 @@ pub mod registry_gc;
 pub mod registry_serve;
 pub mod rename;
 pub mod restart;
+pub mod restore;
 pub mod rm;
 pub mod rmi;
 pub mod run;

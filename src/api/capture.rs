@@ -1,0 +1,195 @@
+//! amber's own capture endpoints under `/amber/v1` (docs/capture.md):
+//! capture, and bundle list, inspect, remove, prune, search, files, cat,
+//! diff, export, import.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use axum::body::Body;
+use futures_util::TryStreamExt;
+use tokio_util::io::{StreamReader, SyncIoBridge};
+
+use super::images::DrainOnDrop;
+use super::networks::blocking;
+use super::query::Query;
+use super::stream::{channel_body, ChannelWriter};
+use super::{ApiError, AppState};
+use crate::engine::{CaptureOptions, RestoreOptions};
+
+/// Most search results one request returns.
+const SEARCH_LIMIT: usize = 1000;
+
+/// `POST /amber/v1/capture` with a JSON [`CaptureOptions`] body.
+pub async fn capture(
+    State(e): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let opts: CaptureOptions = if body.is_empty() {
+        CaptureOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("bad capture request: {err}")))?
+    };
+    let v = blocking(move || e.capture(&opts)).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `GET /amber/v1/bundles`.
+pub async fn list(State(e): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(blocking(move || e.list_bundles()).await?).into_response())
+}
+
+/// `GET /amber/v1/bundles/{id}`: the manifest.
+pub async fn inspect(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(blocking(move || e.bundle_manifest(&id)).await?).into_response())
+}
+
+/// `DELETE /amber/v1/bundles/{id}`.
+pub async fn remove(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let freed = blocking(move || e.remove_bundle(&id)).await?;
+    Ok(Json(serde_json::json!({"SpaceReclaimed": freed})).into_response())
+}
+
+/// `POST /amber/v1/bundles/prune`.
+pub async fn prune(State(e): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(blocking(move || e.prune_bundles()).await?).into_response())
+}
+
+/// `GET /amber/v1/bundles/search?text=&bundle=&container=`.
+pub async fn search(State(e): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let text = q.get("text").unwrap_or_default().to_string();
+    let bundle = q.get("bundle").filter(|s| !s.is_empty()).map(String::from);
+    let container = q
+        .get("container")
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    let v = blocking(move || {
+        e.search_bundles(&text, bundle.as_deref(), container.as_deref(), SEARCH_LIMIT)
+    })
+    .await?;
+    Ok(Json(v).into_response())
+}
+
+/// `GET /amber/v1/bundles/{id}/files?container=&path=`.
+pub async fn files(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let container = required(&q, "container")?;
+    let path = q.get("path").unwrap_or_default().to_string();
+    Ok(Json(blocking(move || e.bundle_files(&id, &container, &path)).await?).into_response())
+}
+
+/// `GET /amber/v1/bundles/{id}/cat?container=&path=`: the raw content.
+pub async fn cat(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let container = required(&q, "container")?;
+    let path = required(&q, "path")?;
+    let data = blocking(move || e.bundle_cat(&id, &container, &path)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+}
+
+/// `GET /amber/v1/bundles/diff?a=&b=`.
+pub async fn diff(State(e): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let a = required(&q, "a")?;
+    let b = required(&q, "b")?;
+    Ok(Json(blocking(move || e.bundle_diff(&a, &b)).await?).into_response())
+}
+
+fn required(q: &Query, key: &str) -> Result<String, ApiError> {
+    q.get(key)
+        .filter(|v| !v.is_empty())
+        .map(String::from)
+        .ok_or_else(|| ApiError::bad_request(format!("missing query parameter {key}")))
+}
+
+/// `GET /amber/v1/bundles/{id}/export`: the bundle archive (a plain tar).
+pub async fn export(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let e2 = e.clone();
+    let plan = blocking(move || e2.plan_bundle_export(&id)).await?;
+    let size = plan.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = e.write_bundle_export(&plan, out) {
+            tracing::warn!(error = %err, "bundle export ended early");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response())
+}
+
+/// `POST /amber/v1/bundles/import` with the archive as the body.
+pub async fn import(State(e): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
+    let report = blocking(move || e.import_bundle(reader)).await?;
+    Ok((StatusCode::CREATED, Json(report)).into_response())
+}
+
+/// `POST /amber/v1/bundles/{id}/restore` with a JSON [`RestoreOptions`] body.
+pub async fn restore(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let opts: RestoreOptions = if body.is_empty() {
+        RestoreOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("bad restore request: {err}")))?
+    };
+    Ok(Json(blocking(move || e.restore(&id, &opts)).await?).into_response())
+}
+
+/// `POST /amber/v1/baselines?name=` with a JSON [`CaptureOptions`] body.
+pub async fn create_baseline(
+    State(e): State<AppState>,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let name = required(&Query::of(&uri), "name")?;
+    let opts: CaptureOptions = if body.is_empty() {
+        CaptureOptions::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|err| ApiError::bad_request(format!("bad baseline request: {err}")))?
+    };
+    let v = blocking(move || e.create_baseline(&name, &opts)).await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// `POST /amber/v1/baselines/{name}/rollback?prune=`.
+pub async fn rollback(
+    State(e): State<AppState>,
+    Path(name): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let prune = Query::of(&uri).flag("prune");
+    Ok(Json(blocking(move || e.rollback(&name, prune)).await?).into_response())
+}

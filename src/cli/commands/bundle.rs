@@ -1,0 +1,376 @@
+//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff`.
+
+use std::io::Write;
+
+use hyper::Method;
+use serde_json::Value;
+
+use crate::cli::client::{empty, enc, enc_path, read_all, Client};
+use crate::cli::output::{human_size, print_table};
+
+/// `amber bundle ...`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List bundles (ID, label, time, containers, size, new bytes).
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// Print a bundle's manifest (JSON).
+    Inspect(IdArgs),
+    /// Remove bundles (blobs no other bundle or image uses are freed).
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+    /// Remove every bundle that is not a baseline.
+    Prune(PruneArgs),
+    /// Full-text search over captured log lines and file paths.
+    Search(SearchArgs),
+    /// List the captured files of a container (its writable layer).
+    Files(FilesArgs),
+    /// Print a captured file: `bundle cat ID CONTAINER:PATH`.
+    Cat(CatArgs),
+    /// Compare two bundles: files, config, env, processes, ports, new log lines.
+    Diff(DiffArgs),
+    /// Write a bundle as one self-describing tar.
+    Export(super::bundle_archive::ExportArgs),
+    /// Import a bundle archive (verified before it becomes visible).
+    Import(super::bundle_archive::ImportArgs),
+}
+
+/// List bundles.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Only print IDs.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// `json` for tools.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// One bundle.
+#[derive(Debug, clap::Args)]
+pub struct IdArgs {
+    /// Bundle ID (or unique prefix).
+    pub bundle: String,
+}
+
+/// Remove bundles.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Bundle IDs.
+    #[arg(required = true)]
+    pub bundles: Vec<String>,
+}
+
+/// Remove bundles that are not baselines.
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Do not prompt (accepted for Docker habits; prune never prompts).
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// Search bundles.
+#[derive(Debug, clap::Args)]
+pub struct SearchArgs {
+    /// Words to find (as a phrase).
+    pub text: String,
+    /// Only in this bundle.
+    #[arg(long)]
+    pub bundle: Option<String>,
+    /// Only in this container (name).
+    #[arg(long)]
+    pub container: Option<String>,
+    /// `json` for tools.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// List captured files.
+#[derive(Debug, clap::Args)]
+pub struct FilesArgs {
+    /// Bundle ID.
+    pub bundle: String,
+    /// Container name or ID.
+    pub container: String,
+    /// Only this path and what is under it.
+    pub path: Option<String>,
+    /// `json` for tools.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Print a captured file.
+#[derive(Debug, clap::Args)]
+pub struct CatArgs {
+    /// Bundle ID.
+    pub bundle: String,
+    /// CONTAINER:PATH.
+    pub target: String,
+}
+
+/// Compare two bundles.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The older bundle.
+    pub a: String,
+    /// The newer bundle.
+    pub b: String,
+    /// `json` for tools.
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+/// Run a `bundle` subcommand.
+pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Ls(a) => ls(c, a).await,
+        Command::Inspect(a) => {
+            let v: Value = c
+                .get(&format!("/amber/v1/bundles/{}", enc_path(&a.bundle)))
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(0)
+        }
+        Command::Rm(a) => {
+            let mut code = 0;
+            for b in &a.bundles {
+                let path = format!("/amber/v1/bundles/{}", enc_path(b));
+                match c.send(Method::DELETE, &path, None, empty()).await {
+                    Ok(resp) => {
+                        read_all(resp).await?;
+                        println!("{b}");
+                    }
+                    Err(e) => {
+                        eprintln!("Error: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            Ok(code)
+        }
+        Command::Prune(_) => {
+            let v: Value = c.json(Method::POST, "/amber/v1/bundles/prune").await?;
+            for id in v["BundlesDeleted"].as_array().into_iter().flatten() {
+                println!("Deleted: {}", id.as_str().unwrap_or_default());
+            }
+            println!(
+                "Total reclaimed space: {}",
+                human_size(v["SpaceReclaimed"].as_i64().unwrap_or(0))
+            );
+            Ok(0)
+        }
+        Command::Search(a) => search(c, a).await,
+        Command::Files(a) => files(c, a).await,
+        Command::Cat(a) => cat(c, a).await,
+        Command::Diff(a) => diff(c, a).await,
+        Command::Export(a) => super::bundle_archive::export(c, a).await,
+        Command::Import(a) => super::bundle_archive::import(c, a).await,
+    }
+}
+
+fn json_only(format: Option<&str>) -> anyhow::Result<bool> {
+    match format {
+        None | Some("table") => Ok(false),
+        Some("json") => Ok(true),
+        Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
+    }
+}
+
+async fn ls(c: &Client, a: LsArgs) -> anyhow::Result<i32> {
+    let v: Vec<Value> = c.get("/amber/v1/bundles").await?;
+    if json_only(a.format.as_deref())? {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    if a.quiet {
+        for b in &v {
+            println!("{}", b["id"].as_str().unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|b| {
+            let label = match b["baseline"].as_str() {
+                Some(n) => format!("{} [baseline {n}]", b["label"].as_str().unwrap_or_default()),
+                None => b["label"].as_str().unwrap_or_default().to_string(),
+            };
+            vec![
+                b["id"].as_str().unwrap_or_default().to_string(),
+                label,
+                b["created"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(19)
+                    .collect(),
+                b["containers"].to_string(),
+                human_size(b["size"].as_i64().unwrap_or(0)),
+                human_size(b["new_bytes"].as_i64().unwrap_or(0)),
+            ]
+        })
+        .collect();
+    print_table(
+        &["BUNDLE ID", "LABEL", "CREATED", "CONTAINERS", "SIZE", "NEW"],
+        &rows,
+    );
+    Ok(0)
+}
+
+async fn search(c: &Client, a: SearchArgs) -> anyhow::Result<i32> {
+    let mut q = format!("text={}", enc(&a.text));
+    if let Some(b) = &a.bundle {
+        q.push_str(&format!("&bundle={}", enc(b)));
+    }
+    if let Some(n) = &a.container {
+        q.push_str(&format!("&container={}", enc(n)));
+    }
+    let v: Vec<Value> = c.get(&format!("/amber/v1/bundles/search?{q}")).await?;
+    if json_only(a.format.as_deref())? {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for r in &v {
+        let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+        let time = if s("time").is_empty() {
+            s("captured")
+        } else {
+            s("time")
+        };
+        println!(
+            "{} {} {} {}: {}",
+            s("bundle"),
+            s("container"),
+            time,
+            s("kind"),
+            s("text")
+        );
+    }
+    Ok(if v.is_empty() { 1 } else { 0 })
+}
+
+async fn files(c: &Client, a: FilesArgs) -> anyhow::Result<i32> {
+    let path = format!(
+        "/amber/v1/bundles/{}/files?container={}&path={}",
+        enc_path(&a.bundle),
+        enc(&a.container),
+        enc(a.path.as_deref().unwrap_or(""))
+    );
+    let v: Vec<Value> = c.get(&path).await?;
+    if json_only(a.format.as_deref())? {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    let rows: Vec<Vec<String>> = v
+        .iter()
+        .map(|f| {
+            let mut name = f["path"].as_str().unwrap_or_default().to_string();
+            if let Some(t) = f["target"].as_str() {
+                name.push_str(&format!(" -> {t}"));
+            }
+            vec![
+                f["kind"].as_str().unwrap_or_default().to_string(),
+                f["mode"].as_str().unwrap_or_default().to_string(),
+                format!("{}:{}", f["uid"], f["gid"]),
+                f["size"].to_string(),
+                name,
+            ]
+        })
+        .collect();
+    print_table(&["KIND", "MODE", "OWNER", "SIZE", "PATH"], &rows);
+    Ok(0)
+}
+
+async fn cat(c: &Client, a: CatArgs) -> anyhow::Result<i32> {
+    let (container, file) = a
+        .target
+        .split_once(':')
+        .filter(|(c, p)| !c.is_empty() && !p.is_empty())
+        .ok_or_else(|| anyhow::anyhow!("expected CONTAINER:PATH, got {:?}", a.target))?;
+    let path = format!(
+        "/amber/v1/bundles/{}/cat?container={}&path={}",
+        enc_path(&a.bundle),
+        enc(container),
+        enc(file)
+    );
+    let resp = c.send(Method::GET, &path, None, empty()).await?;
+    let data = read_all(resp).await?;
+    std::io::stdout().write_all(&data)?;
+    Ok(0)
+}
+
+async fn diff(c: &Client, a: DiffArgs) -> anyhow::Result<i32> {
+    let v: Value = c
+        .get(&format!(
+            "/amber/v1/bundles/diff?a={}&b={}",
+            enc(&a.a),
+            enc(&a.b)
+        ))
+        .await?;
+    if json_only(a.format.as_deref())? {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for ct in v["containers"].as_array().into_iter().flatten() {
+        print_container_diff(ct);
+    }
+    Ok(0)
+}
+
+fn print_container_diff(ct: &Value) {
+    let name = ct["name"].as_str().unwrap_or_default();
+    match ct["change"].as_str() {
+        Some("added") => return println!("container {name}: only in B"),
+        Some("removed") => return println!("container {name}: only in A"),
+        _ => println!("container {name}:"),
+    }
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+    for f in list(&ct["files"]["added"]) {
+        println!(
+            "  A {} ({} bytes)",
+            f["path"].as_str().unwrap_or_default(),
+            f["size"]
+        );
+    }
+    for f in list(&ct["files"]["removed"]) {
+        println!(
+            "  D {} ({} bytes)",
+            f["path"].as_str().unwrap_or_default(),
+            f["size"]
+        );
+    }
+    for f in list(&ct["files"]["changed"]) {
+        let p = f["path"].as_str().unwrap_or_default();
+        println!("  C {p} ({} -> {} bytes)", f["size_a"], f["size_b"]);
+    }
+    for ch in list(&ct["config"]) {
+        println!(
+            "  config {}: {} -> {}",
+            ch["key"].as_str().unwrap_or_default(),
+            ch["a"],
+            ch["b"]
+        );
+    }
+    for e in list(&ct["env"]["added"]) {
+        println!("  env + {}", e.as_str().unwrap_or_default());
+    }
+    for e in list(&ct["env"]["removed"]) {
+        println!("  env - {}", e.as_str().unwrap_or_default());
+    }
+    for p in list(&ct["processes"]["appeared"]) {
+        println!("  process + {}", p.as_str().unwrap_or_default());
+    }
+    for p in list(&ct["processes"]["vanished"]) {
+        println!("  process - {}", p.as_str().unwrap_or_default());
+    }
+    if ct["ports"]["a"] != ct["ports"]["b"] {
+        println!("  ports: {} -> {}", ct["ports"]["a"], ct["ports"]["b"]);
+    }
+    for l in list(&ct["new_log_lines"]) {
+        println!(
+            "  log + {} {}",
+            l["time"].as_str().unwrap_or_default(),
+            l["line"].as_str().unwrap_or_default()
+        );
+    }
+}
