@@ -183,6 +183,9 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         .map_err(io("listen"))?;
     let local = listener.local_addr().map_err(io("listen"))?;
     let app = router(storage, auth, opts.read_only, tls.is_some());
+    // Handlers before the "listening" line: whoever waits for that line
+    // may signal at once.
+    let stop = shutdown_signal().map_err(io("install signal handlers"))?;
     tracing::info!(
         addr = %local,
         path = %opts.data.display(),
@@ -191,7 +194,6 @@ pub async fn run(opts: ServeOptions) -> Result<(), ServeError> {
         auth = auth_kind(&opts),
         "registry listening"
     );
-    let stop = shutdown_signal().map_err(io("install signal handlers"))?;
     serve_until(listener, tls, app, stop)
         .await
         .map_err(io("serve"))
