@@ -527,3 +527,63 @@ fn capture_of_containers_exiting_meanwhile() {
     d.assert_check_clean();
     d.remove_all_containers();
 }
+
+/// `run --capture-on-failure`: a container that exits non-zero is captured
+/// by the daemon with the reason as the label, even with `--rm`; a
+/// successful one and a user stop are not.
+#[test]
+fn capture_on_failure_is_a_flight_recorder() {
+    let d = setup();
+    let o = d.amber(&[
+        "run",
+        "--rm",
+        "--capture-on-failure",
+        "--name",
+        "flaky",
+        "busybox",
+        "sh",
+        "-c",
+        "echo about-to-fail > /evidence; echo boom-at-the-end; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3));
+    // `run` returns with the exit; the capture happens as the daemon sees it.
+    let mut ls = Value::Null;
+    for _ in 0..200 {
+        ls = json(&d.ok(&["bundle", "ls", "--format", "json"]));
+        if ls.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rows = ls.as_array().expect("a bundle was made");
+    assert_eq!(rows.len(), 1, "{ls}");
+    assert_eq!(
+        rows[0]["label"],
+        "capture on failure: flaky exited with code 3"
+    );
+    let id = rows[0]["id"].as_str().unwrap().to_string();
+    assert!(d
+        .ok(&["bundle", "cat", &id, "flaky:/evidence"])
+        .contains("about-to-fail"));
+    let hits = d.ok(&["bundle", "search", "boom-at-the-end"]);
+    assert!(hits.contains("flaky"), "{hits}");
+    // Success and a user stop leave no bundle.
+    d.ok(&["run", "--rm", "--capture-on-failure", "busybox", "true"]);
+    d.ok(&[
+        "run",
+        "-d",
+        "--capture-on-failure",
+        "--name",
+        "stopped",
+        "busybox",
+        "sleep",
+        "100",
+    ]);
+    d.ok(&["stop", "-t", "1", "stopped"]);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let n = json(&d.ok(&["bundle", "ls", "--format", "json"]))
+        .as_array()
+        .map_or(0, |a| a.len());
+    assert_eq!(n, 1);
+    d.assert_check_clean();
+}

@@ -320,6 +320,17 @@ impl Engine {
         };
         let Ok(v) = self.view_of(rec) else { return };
         tracing::info!(container_id = %id, exit_code = ?state.as_ref().ok().and_then(|s| s.exit_code), "container exited");
+        let oom = state.as_ref().is_ok_and(|s| s.oom_killed);
+        let wants = v
+            .spec
+            .config
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("amber.capture-on-failure"))
+            .is_some_and(|x| x == "true" || x == "1");
+        if wants && !v.rec.stopped_by_user && (code != 0 || oom) {
+            self.capture_on_failure(&v, code, oom);
+        }
         if v.spec.host_config.auto_remove {
             if let Err(e) = self.destroy(id, true) {
                 tracing::error!(container_id = %id, error = %e, "failed to auto-remove container");
@@ -347,6 +358,37 @@ impl Engine {
                 .min(RESTART_BACKOFF_MAX);
             std::thread::sleep(delay);
             self.restart_by_policy(id);
+        }
+    }
+
+    /// `run --capture-on-failure`: the flight recorder keeps the failed
+    /// container's scene in a bundle labelled with the reason.
+    fn capture_on_failure(&self, v: &ContainerView, code: i64, oom: bool) {
+        let name = v.rec.name.trim_start_matches('/').to_string();
+        let reason = if oom {
+            format!("{name} was OOM-killed")
+        } else {
+            format!("{name} exited with code {code}")
+        };
+        let opts = super::CaptureOptions {
+            containers: vec![v.rec.id.clone()],
+            all: false,
+            label: format!("capture on failure: {reason}"),
+            annotations: [
+                ("exit-code".to_string(), code.to_string()),
+                ("oom-killed".to_string(), oom.to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            no_pause: true,
+        };
+        match self.capture(&opts) {
+            Ok(m) => {
+                tracing::info!(container_id = %v.rec.id, bundle = %m["Id"], "captured on failure")
+            }
+            Err(e) => {
+                tracing::error!(container_id = %v.rec.id, error = %e, "capture on failure failed")
+            }
         }
     }
 

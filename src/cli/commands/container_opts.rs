@@ -48,6 +48,10 @@ pub struct CreateOpts {
     /// Give extended privileges to this container.
     #[arg(long)]
     pub privileged: bool,
+    /// When the container exits non-zero or is OOM-killed, capture it into
+    /// a bundle labelled with the reason (label `amber.capture-on-failure`).
+    #[arg(long)]
+    pub capture_on_failure: bool,
     /// Add Linux capabilities.
     #[arg(long)]
     pub cap_add: Vec<String>,
@@ -314,7 +318,13 @@ impl CreateOpts {
             image: self.image.clone(),
             working_dir: self.workdir.clone().unwrap_or_default(),
             entrypoint: self.entrypoint.as_ref().map(|e| vec![e.clone()]),
-            labels: Some(parse_labels(&self.label)),
+            labels: Some({
+                let mut l = parse_labels(&self.label);
+                if self.capture_on_failure {
+                    l.insert(CAPTURE_ON_FAILURE.into(), "true".into());
+                }
+                l
+            }),
             stop_signal: self.stop_signal.clone(),
             ..Default::default()
         })
@@ -406,6 +416,9 @@ fn env_entry(e: &str) -> Option<String> {
 fn non_empty(v: &[String]) -> Option<Vec<String>> {
     (!v.is_empty()).then(|| v.to_vec())
 }
+
+/// The container label that asks for a capture when it fails.
+pub const CAPTURE_ON_FAILURE: &str = "amber.capture-on-failure";
 
 fn parse_labels(labels: &[String]) -> BTreeMap<String, String> {
     labels
