@@ -6,31 +6,10 @@
 mod common;
 mod registry_common;
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use common::{stderr, stdout, Daemon};
-use registry_common::Registry;
-
-fn podman(root: &Path, args: &[&str]) -> Output {
-    Command::new("podman")
-        .env("REGISTRY_AUTH_FILE", root.join("auth.json"))
-        .arg("--root")
-        .arg(root.join("storage"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ])
-        .args(args)
-        .output()
-        .expect("podman must be installed (tests/deps.sh installs it)")
-}
+use registry_common::{podman, Registry};
 
 fn curl(url: &str) -> String {
     stdout(&Command::new("curl").args(["-s", url]).output().unwrap())

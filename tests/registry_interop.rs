@@ -7,7 +7,7 @@ mod registry_common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use registry_common::{digest, Registry, TestImage};
+use registry_common::{digest, podman, Registry, TestImage};
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
@@ -319,25 +319,6 @@ fn https_with_a_self_signed_certificate() {
 }
 
 /// podman on a private root (vfs: no mounts to clean up).
-fn podman(root: &Path, args: &[&str]) -> Output {
-    Command::new("podman")
-        .env("REGISTRY_AUTH_FILE", root.join("auth.json"))
-        .arg("--root")
-        .arg(root.join("storage"))
-        .arg("--runroot")
-        .arg(root.join("run"))
-        .args([
-            "--storage-driver",
-            "vfs",
-            "--cgroup-manager",
-            "cgroupfs",
-            "--events-backend",
-            "none",
-        ])
-        .args(args)
-        .output()
-        .expect("podman must be installed (tests/deps.sh installs it)")
-}
 
 #[test]
 fn podman_push_and_pull() {

@@ -499,7 +499,10 @@ impl Loader<'_> {
                 .unwrap_or("");
             if media.contains("index") || media.contains("manifest.list") {
                 if let Some(p) = m.get("platform") {
-                    if p["architecture"].as_str().is_some_and(|a| a != host_arch()) {
+                    if p["architecture"]
+                        .as_str()
+                        .is_some_and(|a| a != crate::types::host_arch())
+                    {
                         continue;
                     }
                 }
@@ -712,12 +715,4 @@ fn descriptor(v: &Value) -> Result<(Digest, u64), StoreError> {
         .as_u64()
         .ok_or_else(|| invalid(format!("descriptor {d} has no size")))?;
     Ok((d, s))
-}
-
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
 }

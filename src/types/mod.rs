@@ -11,3 +11,12 @@ mod reference;
 
 pub use digest::{Digest, DigestError};
 pub use reference::{Reference, ReferenceError, DEFAULT_DOMAIN, DEFAULT_TAG};
+
+/// This host's architecture as image configs and indexes name it (`amd64`).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}

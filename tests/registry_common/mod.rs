@@ -422,3 +422,24 @@ pub fn files_under(dir: &Path) -> Vec<String> {
         .map(|e| e.path().strip_prefix(dir).unwrap().display().to_string())
         .collect()
 }
+
+/// podman on a private root (vfs: no mounts), its own auth file.
+pub fn podman(root: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("podman")
+        .env("REGISTRY_AUTH_FILE", root.join("auth.json"))
+        .arg("--root")
+        .arg(root.join("storage"))
+        .arg("--runroot")
+        .arg(root.join("run"))
+        .args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ])
+        .args(args)
+        .output()
+        .expect("podman must be installed (tests/deps.sh installs it)")
+}

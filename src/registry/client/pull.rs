@@ -88,7 +88,7 @@ async fn pull_from(
         let d = pick_platform(&manifest).ok_or_else(|| {
             RegistryError::NotFound(format!(
                 "no matching manifest for linux/{} in the manifest list of {}",
-                host_arch(),
+                crate::types::host_arch(),
                 r.familiar()
             ))
         })?;
@@ -187,20 +187,12 @@ fn is_index(m: &Value) -> bool {
     m["manifests"].is_array()
 }
 
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
-    }
-}
-
 fn pick_platform(index: &Value) -> Option<Digest> {
     index["manifests"].as_array()?.iter().find_map(|m| {
         let p = &m["platform"];
         let ok = p.is_null()
             || (p["os"].as_str().unwrap_or("linux") == "linux"
-                && p["architecture"].as_str() == Some(host_arch()));
+                && p["architecture"].as_str() == Some(crate::types::host_arch()));
         ok.then(|| m["digest"].as_str()?.parse().ok()).flatten()
     })
 }
