@@ -10,6 +10,9 @@ command -v curl >/dev/null 2>&1 || need_apt="$need_apt curl ca-certificates"
 command -v python3 >/dev/null 2>&1 || need_apt="$need_apt python3 python3-pip"
 dpkg -s busybox-static >/dev/null 2>&1 || need_apt="$need_apt busybox-static"
 command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
+# ADD of .tar.xz / .tar.bz2 in builds goes through these tools.
+command -v xz >/dev/null 2>&1 || need_apt="$need_apt xz-utils"
+command -v bzip2 >/dev/null 2>&1 || need_apt="$need_apt bzip2"
 command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
 # Peers for archive interop tests (amber never runs through them).
 command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
