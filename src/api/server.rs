@@ -30,8 +30,8 @@ pub struct DaemonOptions {
     pub hosts: Vec<String>,
     /// Cgroup parent of every container.
     pub cgroup_parent: String,
-    /// The daemon.json to read.
-    pub config_file: PathBuf,
+    /// Registry settings from daemon.json.
+    pub registry: crate::registry::client::RegistryConfig,
     /// The default bridge network.
     pub net: crate::net::NetOptions,
 }
@@ -65,7 +65,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
         }
     }
-    let registry = crate::registry::client::RegistryConfig::load(&opts.config_file)?;
+    let registry = opts.registry.clone();
     let engine_opts = EngineOptions {
         data_root: opts.data_root.clone(),
         cgroup_parent: opts.cgroup_parent.clone(),

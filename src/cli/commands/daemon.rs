@@ -36,6 +36,9 @@ pub struct Args {
 struct ConfigFile {
     bridge: Option<String>,
     bip: Option<String>,
+    /// `registry-mirrors`, `insecure-registries`, `registry-certs-dir`.
+    #[serde(flatten)]
+    registry: crate::registry::client::RegistryConfig,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
@@ -48,16 +51,15 @@ fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
 }
 
 /// Flags over the configuration file over the defaults.
-fn net_options(args: &Args) -> anyhow::Result<NetOptions> {
-    let file = read_config(&args.config_file)?;
+fn net_options(args: &Args, file: &ConfigFile) -> anyhow::Result<NetOptions> {
     let mut opts = NetOptions::default();
-    if let Some(b) = args.bridge.clone().or(file.bridge) {
+    if let Some(b) = args.bridge.clone().or(file.bridge.clone()) {
         if b.is_empty() || b.len() > crate::net::link::MAX_IFNAME || b.contains(['/', ' ']) {
             anyhow::bail!("invalid bridge name {b:?}: 1 to 15 characters, no '/' or space");
         }
         opts.bridge = b;
     }
-    if let Some(bip) = args.bip.clone().or(file.bip) {
+    if let Some(bip) = args.bip.clone().or(file.bip.clone()) {
         let net: Ipv4Net = bip.parse().map_err(|e: String| anyhow::anyhow!(e))?;
         if net.prefix > 30 || net.addr == net.network() || net.addr == net.broadcast() {
             anyhow::bail!("invalid bip {bip}: need a host address and a prefix of at most /30");
@@ -74,12 +76,13 @@ pub async fn run(args: Args, hosts: Vec<String>) -> anyhow::Result<i32> {
     } else {
         hosts
     };
-    let net = net_options(&args)?;
+    let file = read_config(&args.config_file)?;
+    let net = net_options(&args, &file)?;
     server::run(DaemonOptions {
         data_root: args.data_root,
         hosts,
         cgroup_parent: args.cgroup_parent,
-        config_file: args.config_file,
+        registry: file.registry,
         net,
     })
     .await?;
@@ -101,6 +104,11 @@ mod tests {
         <P as clap::Parser>::parse_from(argv).a
     }
 
+    /// The network options of a command line, its config file read.
+    fn net_of(a: &Args) -> anyhow::Result<NetOptions> {
+        net_options(a, &read_config(&a.config_file)?)
+    }
+
     #[test]
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -110,19 +118,16 @@ mod tests {
             r#"{"bip": "10.66.0.1/24", "bridge": "br9", "debug": true}"#,
         )
         .unwrap();
-        let o = net_options(&args(&[], &cfg)).unwrap();
+        let o = net_of(&args(&[], &cfg)).unwrap();
         assert_eq!(
             (o.bridge.as_str(), o.bip.unwrap().to_string()),
             ("br9", "10.66.0.1/24".into())
         );
-        let o = net_options(&args(&["--bip", "10.67.0.1/16"], &cfg)).unwrap();
+        let o = net_of(&args(&["--bip", "10.67.0.1/16"], &cfg)).unwrap();
         assert_eq!(o.bip.unwrap().to_string(), "10.67.0.1/16");
         let missing = dir.path().join("none.json");
-        assert_eq!(
-            net_options(&args(&[], &missing)).unwrap(),
-            NetOptions::default()
-        );
-        assert!(net_options(&args(&["--bip", "10.0.0.0/24"], &missing)).is_err());
-        assert!(net_options(&args(&["--bip", "nonsense"], &missing)).is_err());
+        assert_eq!(net_of(&args(&[], &missing)).unwrap(), NetOptions::default());
+        assert!(net_of(&args(&["--bip", "10.0.0.0/24"], &missing)).is_err());
+        assert!(net_of(&args(&["--bip", "nonsense"], &missing)).is_err());
     }
 }

@@ -91,16 +91,6 @@ impl Default for RegistryConfig {
 }
 
 impl RegistryConfig {
-    /// Read the registry keys of a daemon.json (missing file: defaults).
-    pub fn load(path: &std::path::Path) -> Result<RegistryConfig, RegistryError> {
-        match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| RegistryError::Invalid(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(RegistryError::Invalid(format!("{}: {e}", path.display()))),
-        }
-    }
-
     /// Whether `host` may be spoken to over plain HTTP (after HTTPS fails).
     pub fn is_insecure(&self, host: &str) -> bool {
         let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
