@@ -13,19 +13,35 @@ pub fn amber_bin() -> &'static str {
     env!("CARGO_BIN_EXE_amber")
 }
 
-/// A busybox root filesystem tar, built once per test binary.
+/// A busybox root filesystem tar, built once and shared by every test
+/// binary through one cache file keyed by the build script and the busybox
+/// binary (so runs do not leave a copy each behind in the temp dir).
 pub fn busybox_tar() -> &'static Path {
     static TAR: OnceLock<PathBuf> = OnceLock::new();
     TAR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("amber-test-busybox-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let tar = dir.join("busybox.tar");
+        use std::hash::{Hash, Hasher};
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images/busybox.sh");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::fs::read(&script).unwrap().hash(&mut h);
+        if let Ok(m) = std::fs::metadata("/bin/busybox") {
+            use std::os::unix::fs::MetadataExt;
+            (m.size(), m.mtime(), m.ino()).hash(&mut h);
+        }
+        let dir = std::env::temp_dir().join("amber-test-busybox");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join(format!("busybox-{:016x}.tar", h.finish()));
+        if tar.exists() {
+            return tar;
+        }
+        // Built under a private name, renamed into place: concurrent test
+        // binaries never read a half-written tar.
+        let part = dir.join(format!(".busybox-{}.tar", std::process::id()));
         let st = Command::new(script)
-            .arg(&tar)
+            .arg(&part)
             .status()
             .expect("run busybox.sh");
         assert!(st.success(), "tests/images/busybox.sh failed");
+        std::fs::rename(&part, &tar).unwrap();
         tar
     })
 }
