@@ -113,7 +113,45 @@ fn export_then_import_on_another_daemon() {
     let again = d2.dir.path().join("again.tar");
     d2.ok(&["bundle", "export", &id, "-o", again.to_str().unwrap()]);
     assert_eq!(std::fs::read(&again).unwrap(), std::fs::read(&out).unwrap());
+
+    // The archive carried the image: d2 never had busybox, and the same
+    // image (same ID, tag) is there now, so the container restores and runs.
+    let image_id = d1.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]);
+    assert_eq!(index["images"][0]["id"], image_id.trim());
+    assert_eq!(
+        d2.ok(&["image", "inspect", "-f", "{{.Id}}", "busybox"]),
+        image_id
+    );
+    d2.ok(&["restore", &id]);
+    assert!(d2.ok(&["diff", "src"]).contains("A /keep.txt"));
+    d2.ok(&["start", "src"]);
+    d2.ok(&["wait", "src"]);
+    let logs = d2.ok(&["logs", "src"]);
+    assert_eq!(logs.matches("exported-line").count(), 2, "{logs}");
+    d2.assert_check_clean();
+
+    // Without images the archive is smaller and the importing host must
+    // have the image: restore says so.
+    let bare = d1.dir.path().join("bare.tar");
+    d1.ok(&[
+        "bundle",
+        "export",
+        "--no-images",
+        &id,
+        "-o",
+        bare.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::metadata(&bare).unwrap().len() + 1_000_000
+            < std::fs::metadata(&out).unwrap().len()
+    );
+    let d3 = Daemon::start();
+    d3.ok(&["bundle", "import", bare.to_str().unwrap()]);
+    let err = d3.fails(&["restore", &id]);
+    assert!(err.contains("pull or load it"), "{err}");
+    d3.assert_check_clean();
     d1.remove_all_containers();
+    d2.remove_all_containers();
 }
 
 #[test]

@@ -120,12 +120,18 @@ fn required(q: &Query, key: &str) -> Result<String, ApiError> {
 }
 
 /// `GET /amber/v1/bundles/{id}/export`: the bundle archive (a plain tar).
+/// `images=0` leaves the images out.
 pub async fn export(
     State(e): State<AppState>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
     let e2 = e.clone();
-    let plan = blocking(move || e2.plan_bundle_export(&id)).await?;
+    let opts = crate::capture::archive::ExportOptions {
+        no_images: q.get("images").is_some_and(|v| matches!(v, "0" | "false")),
+    };
+    let plan = blocking(move || e2.plan_bundle_export(&id, &opts)).await?;
     let size = plan.size;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     tokio::task::spawn_blocking(move || {

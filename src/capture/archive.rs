@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::manifest::{Manifest, FORMAT_VERSION};
@@ -42,8 +43,60 @@ pub struct ArchiveIndex {
     pub bundle: String,
     /// Digest of the manifest blob.
     pub manifest: Digest,
-    /// Every blob of the bundle.
+    /// Every blob of the bundle, the images' config and layer blobs
+    /// included.
     pub blobs: Vec<ArchiveBlob>,
+    /// The images the bundle's containers were created from, so a restore
+    /// on another host needs nothing else (absent from archives written
+    /// without images, and from older ones).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ArchiveImage>,
+}
+
+/// An image carried by a bundle archive: its config blob (whose digest is
+/// the image ID) and its uncompressed layer tars (whose digests are the
+/// diff_ids), all listed in [`ArchiveIndex::blobs`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveImage {
+    /// Image ID (the config blob's digest).
+    pub id: Digest,
+    /// Tags it had when exported (re-applied on import where still free).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Layer diff_ids, bottom first.
+    pub layers: Vec<Digest>,
+}
+
+/// Media type of an image config blob in a bundle archive.
+pub const IMAGE_CONFIG_MEDIA_TYPE: &str = "application/vnd.oci.image.config.v1+json";
+/// Media type of an image layer (an uncompressed tar) in a bundle archive.
+pub const IMAGE_LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// Whether a blob belongs to an image (installed as an image and its
+/// layers, not into the bundle blob store).
+pub fn is_image_blob(b: &ArchiveBlob) -> bool {
+    matches!(
+        b.media_type.as_str(),
+        IMAGE_CONFIG_MEDIA_TYPE | IMAGE_LAYER_MEDIA_TYPE
+    )
+}
+
+/// Whether this store already holds a blob of a bundle archive: a bundle
+/// blob in the blob store, an image config as an image, a layer as a layer.
+/// (What a transfer between hosts can leave out.)
+pub fn store_has(store: &Store, b: &ArchiveBlob) -> bool {
+    match b.media_type.as_str() {
+        IMAGE_CONFIG_MEDIA_TYPE => store.image(&b.digest).is_ok(),
+        IMAGE_LAYER_MEDIA_TYPE => store.has_layer(&b.digest).unwrap_or(false),
+        _ => store.blob_file(&b.digest).exists(),
+    }
+}
+
+/// What an export leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExportOptions {
+    /// Leave the images out (the importing host must have them).
+    pub no_images: bool,
 }
 
 /// One blob in the archive.
@@ -67,8 +120,17 @@ pub struct ExportPlan {
     pub size: u64,
 }
 
-/// Plan the export of a bundle.
+/// Plan the export of a bundle with its images.
 pub fn plan_export(store: &Store, name: &str) -> Result<ExportPlan, CaptureError> {
+    plan_export_with(store, name, &ExportOptions::default())
+}
+
+/// Plan the export of a bundle.
+pub fn plan_export_with(
+    store: &Store,
+    name: &str,
+    opts: &ExportOptions,
+) -> Result<ExportPlan, CaptureError> {
     let b = index::resolve(store, name)?;
     let manifest_digest: Digest = b
         .manifest
@@ -96,11 +158,18 @@ pub fn plan_export(store: &Store, name: &str) -> Result<ExportPlan, CaptureError
             media_type,
         });
     }
+    let images = if opts.no_images {
+        Vec::new()
+    } else {
+        let m = Manifest::parse(&manifest)?;
+        images_of(store, &m, &mut blobs)?
+    };
     let index = ArchiveIndex {
         format_version: FORMAT_VERSION,
         bundle: b.id,
         manifest: manifest_digest,
         blobs,
+        images,
     };
     let index_len = index_bytes(&index)?.len() as u64;
     let size = entry_size(index_len)
@@ -112,6 +181,52 @@ pub fn plan_export(store: &Store, name: &str) -> Result<ExportPlan, CaptureError
         manifest,
         size,
     })
+}
+
+/// The images of a bundle's containers, their blobs appended to `blobs`
+/// (each layer once, even when images share it).
+fn images_of(
+    store: &Store,
+    m: &Manifest,
+    blobs: &mut Vec<ArchiveBlob>,
+) -> Result<Vec<ArchiveImage>, CaptureError> {
+    let mut images: Vec<ArchiveImage> = Vec::new();
+    let mut seen: BTreeSet<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
+    for c in &m.containers {
+        if images.iter().any(|i| i.id == c.image_id) {
+            continue;
+        }
+        let rec = store.image(&c.image_id).map_err(|_| {
+            CaptureError::NotFound(format!(
+                "image {} ({}) of container {} is no longer in this store: load or pull it, or export with --no-images",
+                c.image_ref, c.image_id, c.name
+            ))
+        })?;
+        let config = store.image_config(&rec.id)?;
+        if seen.insert(rec.id.clone()) {
+            blobs.push(ArchiveBlob {
+                digest: rec.id.clone(),
+                size: config.len() as u64,
+                media_type: IMAGE_CONFIG_MEDIA_TYPE.into(),
+            });
+        }
+        let sizes = store.layer_sizes(&rec.layers)?;
+        for (d, size) in rec.layers.iter().zip(sizes) {
+            if seen.insert(d.clone()) {
+                blobs.push(ArchiveBlob {
+                    digest: d.clone(),
+                    size,
+                    media_type: IMAGE_LAYER_MEDIA_TYPE.into(),
+                });
+            }
+        }
+        images.push(ArchiveImage {
+            id: rec.id,
+            tags: rec.tags,
+            layers: rec.layers,
+        });
+    }
+    Ok(images)
 }
 
 fn index_bytes(index: &ArchiveIndex) -> Result<Vec<u8>, CaptureError> {
@@ -140,6 +255,25 @@ pub fn write_export(store: &Store, plan: &ExportPlan, w: impl Write) -> Result<(
     )
     .map_err(io)?;
     for b in &plan.index.blobs {
+        match b.media_type.as_str() {
+            IMAGE_LAYER_MEDIA_TYPE => {
+                write_layer_entry(store, &mut tar, b)?;
+                continue;
+            }
+            IMAGE_CONFIG_MEDIA_TYPE => {
+                let config = store.image_config(&b.digest)?;
+                if Digest::of(&config) != b.digest || config.len() as u64 != b.size {
+                    return Err(CaptureError::Invalid(format!(
+                        "image config {} no longer matches its digest; run amber system check",
+                        b.digest
+                    )));
+                }
+                let name = format!("blobs/sha256/{}", b.digest.hex());
+                append(&mut tar, &name, &mut &config[..], b.size).map_err(io)?;
+                continue;
+            }
+            _ => {}
+        }
         let path = store.blob_file(&b.digest);
         let f = File::open(&path)
             .map_err(|e| CaptureError::io("open", &path.display().to_string(), e))?;
@@ -165,18 +299,47 @@ pub fn write_export(store: &Store, plan: &ExportPlan, w: impl Write) -> Result<(
     tar.into_inner().map_err(io)?.flush().map_err(io)
 }
 
-fn append<W: Write>(
+/// A layer's tar, streamed from the layer store (which verifies it still
+/// reproduces its diff_id) straight into the archive.
+fn write_layer_entry<W: Write>(
+    store: &Store,
     tar: &mut tar::Builder<W>,
-    name: &str,
-    data: &mut impl Read,
-    size: u64,
-) -> std::io::Result<()> {
+    b: &ArchiveBlob,
+) -> Result<(), CaptureError> {
+    let io = |e| CaptureError::io("write", "bundle archive", e);
+    let mut h = entry_header(&format!("blobs/sha256/{}", b.digest.hex()), b.size).map_err(io)?;
+    h.set_cksum();
+    let out = tar.get_mut();
+    out.write_all(h.as_bytes()).map_err(io)?;
+    let written = store.write_layer(&b.digest, &mut *out)?;
+    if written != b.size {
+        return Err(CaptureError::Invalid(format!(
+            "layer {} is {written} bytes, {} expected; run amber system check",
+            b.digest, b.size
+        )));
+    }
+    let pad = (BLOCK - b.size % BLOCK) % BLOCK;
+    out.write_all(&[0u8; BLOCK as usize][..pad as usize])
+        .map_err(io)
+}
+
+fn entry_header(name: &str, size: u64) -> std::io::Result<tar::Header> {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
     h.set_mode(0o644);
     h.set_mtime(0);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_path(name)?;
+    Ok(h)
+}
+
+fn append<W: Write>(
+    tar: &mut tar::Builder<W>,
+    name: &str,
+    data: &mut impl Read,
+    size: u64,
+) -> std::io::Result<()> {
+    let mut h = entry_header(name, size)?;
     h.set_cksum();
     tar.append(&h, data)
 }
@@ -205,6 +368,8 @@ pub struct ImportReport {
     pub blobs: u64,
     /// Bytes new to this store.
     pub new_bytes: u64,
+    /// Images the archive carried that this store did not have.
+    pub images_loaded: Vec<Digest>,
 }
 
 /// Blobs staged by an import, with their sizes.
@@ -261,6 +426,7 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
     }
     check_bundle_id(&manifest.id)?;
     let indexed = containers_of(&staging.0, &manifest, &listed)?;
+    check_images(&index, &listed)?;
     if index::resolve(store, &manifest.id).is_ok_and(|b| b.id == manifest.id) {
         return Err(CaptureError::Invalid(format!(
             "bundle {} already exists",
@@ -424,6 +590,101 @@ fn containers_of(
     Ok(out)
 }
 
+/// Every image of the index names blobs of the right kinds.
+fn check_images(
+    index: &ArchiveIndex,
+    listed: &BTreeMap<&Digest, &ArchiveBlob>,
+) -> Result<(), CaptureError> {
+    let kind = |d: &Digest, want: &str| -> Result<(), CaptureError> {
+        match listed.get(d) {
+            Some(b) if b.media_type == want => Ok(()),
+            Some(b) => Err(invalid(format!(
+                "blob {d} is a {}, the index names it as a {want}",
+                b.media_type
+            ))),
+            None => Err(invalid(format!("image blob {d} is missing"))),
+        }
+    };
+    for i in &index.images {
+        kind(&i.id, IMAGE_CONFIG_MEDIA_TYPE)?;
+        for l in &i.layers {
+            kind(l, IMAGE_LAYER_MEDIA_TYPE)?;
+        }
+    }
+    Ok(())
+}
+
+/// Install the archive's images this store lacks, through `load` (which
+/// verifies the config against the image ID and every layer against its
+/// diff_id, skips layers the store has, and makes an image visible only
+/// when all of it is installed). A tag is re-applied only when free here.
+/// Returns the IDs of the images added.
+fn install_images(
+    store: &Store,
+    dir: &Path,
+    images: &[ArchiveImage],
+) -> Result<Vec<Digest>, CaptureError> {
+    let missing: Vec<&ArchiveImage> = images
+        .iter()
+        .filter(|i| store.image(&i.id).is_err())
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let entries: Vec<Value> = missing
+        .iter()
+        .map(|i| {
+            let tags: Vec<&String> = i
+                .tags
+                .iter()
+                .filter(|t| store.resolve_image(t).is_err())
+                .collect();
+            json!({
+                "Config": format!("blobs/sha256/{}", i.id.hex()),
+                "RepoTags": tags,
+                "Layers": i.layers.iter().map(|l| format!("blobs/sha256/{}", l.hex())).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut files: Vec<Digest> = Vec::new();
+    for i in &missing {
+        for d in std::iter::once(&i.id).chain(&i.layers) {
+            if !files.contains(d) {
+                files.push(d.clone());
+            }
+        }
+    }
+    let manifest = serde_json::to_vec(&entries)
+        .map_err(|e| CaptureError::Invalid(format!("cannot encode the image manifest: {e}")))?;
+    let (reader, writer) = std::io::pipe().map_err(|e| CaptureError::io("create", "pipe", e))?;
+    let dir = dir.to_path_buf();
+    // The images go to `load` as a docker-archive streamed from the staged
+    // blobs: one verification and installation path for every image.
+    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(COPY_BUF, writer));
+        let mut h = entry_header("manifest.json", manifest.len() as u64)?;
+        h.set_cksum();
+        tar.append(&h, &manifest[..])?;
+        for d in &files {
+            let f = File::open(dir.join(d.hex()))?;
+            let len = f.metadata()?.len();
+            let mut h = entry_header(&format!("blobs/sha256/{}", d.hex()), len)?;
+            h.set_cksum();
+            tar.append(&h, f)?;
+        }
+        tar.into_inner()?.flush()
+    });
+    let loaded = store.load(reader);
+    // A load that stopped early closed the pipe: the feeder's error is then
+    // only a consequence.
+    let fed = feeder
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the image feeder panicked")));
+    let report = loaded.map_err(|e| invalid(format!("its images: {e}")))?;
+    fed.map_err(|e| CaptureError::io("read", "staged image blobs", e))?;
+    Ok(report.images.into_iter().map(|i| i.id).collect())
+}
+
 /// Move the verified blobs into the store, one barrier, one transaction.
 fn install(
     store: &Store,
@@ -434,6 +695,7 @@ fn install(
 ) -> Result<ImportReport, CaptureError> {
     let mut sink = BlobSink::new(store);
     let mut installed = Vec::new();
+    let mut images = Vec::new();
     let media: BTreeSet<&str> = [
         super::manifest::MANIFEST_MEDIA_TYPE,
         super::manifest::FILES_MEDIA_TYPE,
@@ -441,7 +703,9 @@ fn install(
     ]
     .into();
     let result = (|| {
-        for b in &index.blobs {
+        // Images first: a bundle is visible only with everything it needs.
+        images = install_images(store, dir, &index.images)?;
+        for b in index.blobs.iter().filter(|b| !is_image_blob(b)) {
             if store.install_blob_file(&dir.join(b.digest.hex()), &b.digest)? {
                 installed.push(b.digest.clone());
                 sink.new_bytes += b.size;
@@ -464,5 +728,6 @@ fn install(
         id: manifest.id.clone(),
         blobs: index.blobs.len() as u64,
         new_bytes: sink.new_bytes,
+        images_loaded: images,
     })
 }

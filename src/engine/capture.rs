@@ -531,8 +531,9 @@ impl Engine {
     pub fn plan_bundle_export(
         &self,
         name: &str,
+        opts: &capture::archive::ExportOptions,
     ) -> Result<capture::archive::ExportPlan, EngineError> {
-        Ok(capture::archive::plan_export(&self.store, name)?)
+        Ok(capture::archive::plan_export_with(&self.store, name, opts)?)
     }
 
     /// Write a planned export.

@@ -19,6 +19,9 @@ pub struct ExportArgs {
     /// Output file (written as a hidden partial file, renamed when whole).
     #[arg(short, long)]
     pub output: String,
+    /// Leave the containers' images out (the importing host must have them).
+    #[arg(long)]
+    pub no_images: bool,
     /// No progress bar.
     #[arg(short, long)]
     pub quiet: bool,
@@ -37,7 +40,10 @@ pub struct ImportArgs {
 
 /// Run `bundle export`.
 pub async fn export(c: &Client, args: ExportArgs) -> anyhow::Result<i32> {
-    let path = format!("/amber/v1/bundles/{}/export", enc_path(&args.bundle));
+    let mut path = format!("/amber/v1/bundles/{}/export", enc_path(&args.bundle));
+    if args.no_images {
+        path.push_str("?images=0");
+    }
     let resp = c.send(Method::GET, &path, None, empty()).await?;
     let total = resp
         .headers()
