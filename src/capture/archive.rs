@@ -575,11 +575,18 @@ fn containers_of(
     let mut out = Vec::new();
     for c in &m.containers {
         need(&c.files)?;
-        let files: Vec<super::FileEntry> = serde_json::from_slice(
-            &fs::read(dir.join(c.files.hex()))
-                .map_err(|e| CaptureError::io("read", "staged file list", e))?,
-        )
-        .map_err(|e| invalid(format!("bad file list {}: {e}", c.files)))?;
+        for v in &c.volumes {
+            if let Some(d) = &v.files {
+                need(d)?;
+            }
+        }
+        let files = super::volumes::container_files(c, |d| {
+            serde_json::from_slice(
+                &fs::read(dir.join(d.hex()))
+                    .map_err(|e| CaptureError::io("read", "staged file list", e))?,
+            )
+            .map_err(|e| invalid(format!("bad file list {d}: {e}")))
+        })?;
         for f in &files {
             super::restore::safe_relative(&f.path)?;
             f.chunks.iter().try_for_each(need)?;

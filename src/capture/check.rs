@@ -41,7 +41,8 @@ pub fn check(store: &Store) -> Result<Vec<String>, CaptureError> {
         for c in &m.containers {
             let mut named: Vec<&Digest> = vec![&c.files];
             named.extend(&c.log.chunks);
-            let files = match read::file_list(store, &c.files) {
+            named.extend(c.volumes.iter().filter_map(|v| v.files.as_ref()));
+            let files = match super::volumes::stored_files(store, c) {
                 Ok(f) => f,
                 Err(e) => {
                     problems.push(format!("bundle {} container {}: {e}", b.id, c.name));

@@ -37,8 +37,8 @@ fn container_diff(
     a: &ContainerCapture,
     b: &ContainerCapture,
 ) -> Result<Value, CaptureError> {
-    let fa = by_path(read::file_list(store, &a.files)?);
-    let fb = by_path(read::file_list(store, &b.files)?);
+    let fa = by_path(super::volumes::stored_files(store, a)?);
+    let fb = by_path(super::volumes::stored_files(store, b)?);
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut changed = Vec::new();

@@ -75,6 +75,34 @@ pub struct ContainerCapture {
     pub cgroup: Value,
     /// Network settings plus the namespace's addresses and routes.
     pub network: Value,
+    /// Content of its volumes and bind mounts (`capture --volumes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeCapture>,
+}
+
+/// The content of one volume or bind mount of a container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolumeCapture {
+    /// `volume` or `bind`.
+    pub kind: String,
+    /// Volume name (named and anonymous volumes).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Host path read (a volume's `_data`, a bind mount's source).
+    pub source: String,
+    /// Mount point in the container.
+    pub destination: String,
+    /// Bytes of regular files found.
+    pub size: u64,
+    /// The file list blob (as the writable layer's); absent when skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Digest>,
+    /// Entries in the file list.
+    #[serde(default)]
+    pub file_count: u64,
+    /// Why the content was not kept (over the size cap, unreadable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 /// A chunked byte stream (the log).

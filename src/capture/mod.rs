@@ -23,10 +23,11 @@ pub mod read;
 pub mod restore;
 pub mod search;
 pub mod sink;
+pub mod volumes;
 pub mod walk;
 
 pub use index::{BundleSummary, IndexedContainer, LogLine};
-pub use manifest::{ContainerCapture, FileEntry, LogRef, Manifest, FORMAT_VERSION};
+pub use manifest::{ContainerCapture, FileEntry, LogRef, Manifest, VolumeCapture, FORMAT_VERSION};
 pub use sink::BlobSink;
 
 use std::collections::HashMap;

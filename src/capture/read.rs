@@ -38,7 +38,7 @@ pub fn files(
 ) -> Result<Vec<Value>, CaptureError> {
     let c = container(m, name)?;
     let prefix = path.trim_matches('/');
-    Ok(file_list(store, &c.files)?
+    Ok(super::volumes::stored_files(store, c)?
         .into_iter()
         .filter(|f| {
             prefix.is_empty()
@@ -59,10 +59,10 @@ pub fn files(
 pub fn cat(store: &Store, m: &Manifest, name: &str, path: &str) -> Result<Vec<u8>, CaptureError> {
     let c = container(m, name)?;
     let want = path.trim_matches('/');
-    let list = file_list(store, &c.files)?;
+    let list = super::volumes::stored_files(store, c)?;
     let f = list.iter().find(|f| f.path == want).ok_or_else(|| {
         CaptureError::NotFound(format!(
-            "{path} is not in the captured writable layer of {} (only changed files are captured)",
+            "{path} is not in the captured writable layer or volumes of {} (only changed files are captured)",
             c.name
         ))
     })?;

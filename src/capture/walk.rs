@@ -37,6 +37,8 @@ pub fn walk_upper(
     let walker = walkdir::WalkDir::new(upper)
         .min_depth(1)
         .follow_links(false)
+        // A bind mount's tree may hold other mounts: never cross into them.
+        .same_file_system(true)
         .sort_by_file_name();
     for entry in walker {
         let entry = entry.map_err(|e| {

@@ -61,6 +61,12 @@ pub struct CaptureOptions {
     pub annotations: BTreeMap<String, String>,
     /// Do not freeze running containers.
     pub no_pause: bool,
+    /// Keep the content of volumes and bind mounts too.
+    pub volumes: bool,
+    /// Cap of one mount's content in bytes (default
+    /// [`capture::volumes::DEFAULT_MAX_SIZE`]); a bigger one is recorded as
+    /// skipped.
+    pub volumes_max_size: Option<u64>,
 }
 
 impl From<CaptureError> for EngineError {
@@ -112,7 +118,7 @@ impl Engine {
                 .map(|v| {
                     s.spawn(move || {
                         let mut sink = BlobSink::new(store);
-                        let r = self.capture_one(v, &mut sink, opts.no_pause);
+                        let r = self.capture_one(v, &mut sink, opts);
                         r.map(|x| (x, sink))
                     })
                 })
@@ -206,21 +212,45 @@ impl Engine {
         &self,
         v: &ContainerView,
         sink: &mut BlobSink<'_>,
-        no_pause: bool,
+        opts: &CaptureOptions,
     ) -> Result<(ContainerCapture, IndexedContainer, Value), EngineError> {
+        let no_pause = opts.no_pause;
         let id = &v.rec.id;
         let dir = self.store.container_dir(id);
         let inspect = self.inspect_container(id)?;
         let cache = capture::stat_cache(&self.store, id);
         let freeze = v.state.status == Status::Running && !no_pause;
         let t0 = Instant::now();
+        let mounts = if opts.volumes {
+            capture::volumes::mounts_of(&inspect, |n| {
+                self.store.volume_dir(n).join("_data").display().to_string()
+            })
+        } else {
+            Vec::new()
+        };
+        let max = opts
+            .volumes_max_size
+            .unwrap_or(capture::volumes::DEFAULT_MAX_SIZE);
+        // The mounts are read in the same frozen moment as the layer.
         let walked = self.with_frozen(&dir, freeze, || {
-            capture::walk::walk_upper(&dir.join("upper"), sink, &cache.files)
-                .map_err(EngineError::from)
+            let upper = capture::walk::walk_upper(&dir.join("upper"), sink, &cache.files)?;
+            let vols = mounts
+                .into_iter()
+                .map(|m| capture::volumes::capture_mount(sink, m, max))
+                .collect::<Result<Vec<_>, CaptureError>>()?;
+            Ok((upper, vols))
         });
         let frozen_ms = t0.elapsed().as_millis() as u64;
-        let (files, stats) = walked?;
+        let ((files, stats), vols) = walked?;
         let files_digest = capture::put_file_list(sink, &files)?;
+        let upper_count = files.len();
+        let files = capture::volumes::merge(
+            files,
+            vols.iter()
+                .map(|(v, f)| (v.destination.as_str(), f.clone()))
+                .collect(),
+        );
+        let volumes: Vec<capture::VolumeCapture> = vols.into_iter().map(|(v, _)| v).collect();
         let log = capture::capture_log(sink, &dir.join("container.log"), cache.log.as_ref())?;
         let live = matches!(v.state.status, Status::Running | Status::Paused);
         let pids = if live {
@@ -247,16 +277,21 @@ impl Engine {
             network: network_state(&inspect, pids.first().copied()),
             inspect,
             files: files_digest,
-            file_count: files.len() as u64,
+            file_count: upper_count as u64,
             log,
             processes,
             sockets: Value::Array(sockets),
             cgroup: self.cgroup_state(id, &dir, live),
+            volumes,
         };
         let report = json!({
             "Id": id, "Name": v.rec.name, "Status": entry.status, "Frozen": freeze,
             "FrozenMs": if freeze { frozen_ms } else { 0 }, "Files": files.len(),
             "FilesRead": stats.read, "FilesReused": stats.reused,
+            "Volumes": entry.volumes.iter().map(|v| json!({
+                "Destination": v.destination, "Name": v.name, "Size": v.size,
+                "Files": v.file_count, "Skipped": v.skipped,
+            })).collect::<Vec<_>>(),
         });
         Ok((entry, IndexedContainer { files }, report))
     }

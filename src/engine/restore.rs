@@ -71,6 +71,7 @@ impl Engine {
                     "container name {name} is already in use: restore with --name-suffix or --replace"
                 )));
             }
+            self.check_volumes(c, opts.replace)?;
             plan.push((*c, name, self.restore_image_ref(c)?));
         }
         let mut out = Vec::new();
@@ -122,12 +123,102 @@ impl Engine {
         crate::store::write_file_synced(&dir.join("container.log"), &log, &staging.0)?;
         let origin = json!({"bundle": bundle, "container": c.id}).to_string();
         crate::store::write_file_synced(&dir.join(RESTORED_FROM), origin.as_bytes(), &staging.0)?;
+        let volumes = self.restore_volumes(c, &id, &staging.0)?;
         let start = matches!(c.status.as_str(), "running" | "paused");
         if start {
             self.start_container(&id)?;
         }
         tracing::info!(bundle_id = bundle, container_id = %id, name, "restored container");
-        Ok(json!({"Id": id, "Name": name, "From": c.id, "Started": start, "Files": files.len()}))
+        Ok(json!({
+            "Id": id, "Name": name, "From": c.id, "Started": start, "Files": files.len(),
+            "Volumes": volumes,
+        }))
+    }
+
+    /// A named volume with captured content is refilled only when it is
+    /// absent or empty here, or with `--replace` (anonymous volumes are
+    /// made anew for the restored container).
+    fn check_volumes(&self, c: &ContainerCapture, replace: bool) -> Result<(), EngineError> {
+        for v in &c.volumes {
+            if v.kind != "volume" || v.files.is_none() || replace {
+                continue;
+            }
+            let Some(rec) = self.store.volume(&v.name)? else {
+                continue;
+            };
+            let data = self.store.volume_dir(&v.name).join("_data");
+            let empty = std::fs::read_dir(&data).map_or(true, |mut d| d.next().is_none());
+            if !rec.anonymous && !empty {
+                return Err(EngineError::Conflict(format!(
+                    "volume {} of container {} exists here and is not empty: restore with --replace to overwrite it",
+                    v.name, c.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Put the captured content of the container's volumes back (each
+    /// materialized in `tmp/`, then swapped in by renames); bind mounts are
+    /// host paths and are left alone (their content stays readable with
+    /// `bundle files`/`bundle cat`). Returns what was done per mount.
+    fn restore_volumes(
+        &self,
+        c: &ContainerCapture,
+        id: &str,
+        staging: &std::path::Path,
+    ) -> Result<Vec<Value>, EngineError> {
+        if c.volumes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mounts = self.inspect_container(id)?["Mounts"].clone();
+        let io =
+            |op: &'static str, path: PathBuf| move |source| StoreError::Io { op, path, source };
+        let mut out = Vec::new();
+        for (i, v) in c.volumes.iter().enumerate() {
+            let result = match (v.kind.as_str(), &v.files) {
+                ("volume", Some(digest)) => {
+                    let name = mounts
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|m| {
+                            m["Type"] == "volume" && m["Destination"] == v.destination.as_str()
+                        })
+                        .and_then(|m| m["Name"].as_str())
+                        .ok_or_else(|| {
+                            EngineError::InvalidArgument(format!(
+                                "restored container {} has no volume at {}",
+                                c.name, v.destination
+                            ))
+                        })?
+                        .to_string();
+                    let staged = staging.join(format!("volume-{i}"));
+                    std::fs::create_dir(&staged).map_err(io("create", staged.clone()))?;
+                    let files = capture::read::file_list(&self.store, digest)?;
+                    capture::restore::materialize(&self.store, &files, &staged)?;
+                    self.store.sync_blobs()?;
+                    let data = self.store.volume_dir(&name).join("_data");
+                    let old = staging.join(format!("volume-{i}.old"));
+                    if data.exists() {
+                        std::fs::rename(&data, &old).map_err(io("move aside", data.clone()))?;
+                    }
+                    std::fs::rename(&staged, &data)
+                        .map_err(io("install volume content", data.clone()))?;
+                    json!({"Destination": v.destination, "Volume": name, "Restored": true, "Files": files.len()})
+                }
+                ("bind", Some(_)) => json!({
+                    "Destination": v.destination, "Source": v.source, "Restored": false,
+                    "Reason": "bind mounts are host paths: read the captured content with bundle files / bundle cat",
+                }),
+                _ => json!({
+                    "Destination": v.destination, "Restored": false,
+                    "Reason": v.skipped.clone().unwrap_or_else(|| "no content captured".into()),
+                }),
+            };
+            out.push(result);
+        }
+        Ok(out)
     }
 }
 

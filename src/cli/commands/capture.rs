@@ -26,6 +26,13 @@ pub struct Args {
     /// Do not freeze running containers while reading their files.
     #[arg(long)]
     pub no_pause: bool,
+    /// Keep the content of the containers' volumes and bind mounts too.
+    #[arg(long)]
+    pub volumes: bool,
+    /// With --volumes: a mount holding more than this (e.g. 512m, 2g) is
+    /// recorded but its content is not kept (default 1g).
+    #[arg(long, value_name = "SIZE")]
+    pub volumes_max_size: Option<String>,
     /// `json` prints the summary (ID, sizes, new bytes, per container).
     #[arg(long)]
     pub format: Option<String>,
@@ -41,9 +48,14 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
             .ok_or_else(|| anyhow::anyhow!("invalid annotation {a:?}: expected KEY=VALUE"))?;
         annotations.insert(k.to_string(), v.to_string());
     }
+    let max = match &args.volumes_max_size {
+        Some(s) => Some(super::container_opts::parse_bytes(s)?),
+        None => None,
+    };
     let body = json!({
         "containers": args.containers, "all": args.all, "label": args.label,
         "annotations": annotations, "no_pause": args.no_pause,
+        "volumes": args.volumes, "volumes_max_size": max,
     });
     let resp = c.post_json("/amber/v1/capture", &body).await?;
     let v: Value = serde_json::from_slice(&read_all(resp).await?)?;
@@ -52,6 +64,17 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
         None => {
             println!("{}", v["Id"].as_str().unwrap_or_default());
+            for c in v["Containers"].as_array().into_iter().flatten() {
+                for m in c["Volumes"].as_array().into_iter().flatten() {
+                    if let Some(why) = m["Skipped"].as_str() {
+                        eprintln!(
+                            "warning: {}:{} not kept: {why}",
+                            c["Name"].as_str().unwrap_or_default(),
+                            m["Destination"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+            }
             eprintln!(
                 "captured {} container(s) in {} ms: {} referenced, {} new",
                 v["Containers"].as_array().map_or(0, Vec::len),

@@ -42,7 +42,17 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         return Ok(0);
     }
     for ct in v["Containers"].as_array().into_iter().flatten() {
-        println!("{}", ct["Name"].as_str().unwrap_or_default());
+        let name = ct["Name"].as_str().unwrap_or_default();
+        println!("{name}");
+        for m in ct["Volumes"].as_array().into_iter().flatten() {
+            if m["Restored"] == false {
+                eprintln!(
+                    "note: {name}:{} not restored: {}",
+                    m["Destination"].as_str().unwrap_or_default(),
+                    m["Reason"].as_str().unwrap_or_default()
+                );
+            }
+        }
     }
     Ok(0)
 }

@@ -1,0 +1,148 @@
+//! `capture --volumes`: volume and bind mount content kept in the bundle,
+//! browsed under its mount point, size-capped, and put back by `restore`
+//! (here and on another daemon after export/import).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Daemon;
+use serde_json::Value;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+fn wait_for_log(d: &Daemon, name: &str, text: &str) {
+    let t = Instant::now();
+    while !d.ok(&["logs", name]).contains(text) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{name} never logged {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn volumes_are_kept_browsed_capped_and_restored() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    let bind = tempfile::tempdir().unwrap();
+    std::fs::write(bind.path().join("host.txt"), "from the host\n").unwrap();
+    let bind_arg = format!("{}:/bind", bind.path().display());
+    d.ok(&["volume", "create", "webdata"]);
+    d.ok(&[
+        "run", "-d", "--name", "web", "-v", "webdata:/data", "-v", &bind_arg, "-v", "/anon",
+        "busybox", "sh", "-c",
+        "echo hello > /data/index.html; mkdir -p /data/sub; head -c 4096 /dev/zero > /data/sub/zeros; \
+         echo anon > /anon/a.txt; echo ready; exec sleep 1000",
+    ]);
+    wait_for_log(&d, "web", "ready");
+
+    // Without --volumes only the writable layer is kept.
+    let plain = d.ok(&["capture", "web"]).trim().to_string();
+    let err = d.fails(&["bundle", "cat", &plain, "web:/data/index.html"]);
+    assert!(err.contains("not in the captured"), "{err}");
+
+    let id = d
+        .ok(&["capture", "--volumes", "web", "-l", "with volumes"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        d.ok(&["bundle", "cat", &id, "web:/data/index.html"]),
+        "hello\n"
+    );
+    assert_eq!(
+        d.ok(&["bundle", "cat", &id, "web:/bind/host.txt"]),
+        "from the host\n"
+    );
+    assert_eq!(d.ok(&["bundle", "cat", &id, "web:/anon/a.txt"]), "anon\n");
+    let files = json(&d.ok(&["bundle", "files", &id, "web", "/data", "--format", "json"]));
+    let paths: Vec<&str> = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"/data/sub/zeros"), "{paths:?}");
+    let m = json(&d.ok(&["bundle", "inspect", &id]));
+    let vols = m["containers"][0]["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 3, "{vols:?}");
+    let data = vols.iter().find(|v| v["destination"] == "/data").unwrap();
+    assert_eq!(data["name"], "webdata");
+    assert_eq!(data["size"], 6 + 4096);
+
+    // Over the cap: recorded, content not kept, said on stderr.
+    let out = d.amber(&["capture", "--volumes", "--volumes-max-size", "1k", "web"]);
+    assert!(out.status.success());
+    assert!(
+        common::stderr(&out).contains("/data not kept"),
+        "{}",
+        common::stderr(&out)
+    );
+    let capped = common::stdout(&out).trim().to_string();
+    let m = json(&d.ok(&["bundle", "inspect", &capped]));
+    let data = m["containers"][0]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["destination"] == "/data")
+        .unwrap()
+        .clone();
+    assert!(
+        data["skipped"].as_str().unwrap().contains("over the cap"),
+        "{data}"
+    );
+    assert!(data.get("files").is_none());
+
+    // Diff between the plain and the volume capture shows the volume files.
+    let diff = json(&d.ok(&["bundle", "diff", &plain, &id, "--format", "json"]));
+    let added = diff["containers"][0]["files"]["added"].to_string();
+    assert!(added.contains("/data/index.html"), "{added}");
+
+    // Same host: a non-empty named volume is not overwritten unless asked.
+    let err = d.fails(&["restore", "--name-suffix", "-copy", &id]);
+    assert!(
+        err.contains("volume webdata") && err.contains("--replace"),
+        "{err}"
+    );
+    d.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo changed > /data/index.html; rm /anon/a.txt",
+    ]);
+    d.ok(&["restore", "--replace", &id]);
+    assert_eq!(d.ok(&["exec", "web", "cat", "/data/index.html"]), "hello\n");
+    assert_eq!(d.ok(&["exec", "web", "cat", "/anon/a.txt"]), "anon\n");
+    d.assert_check_clean();
+
+    // Another daemon: export (with the image), import, restore.
+    let archive = d.dir.path().join("web.tar");
+    d.ok(&["bundle", "export", &id, "-o", archive.to_str().unwrap()]);
+    let d2 = Daemon::start();
+    d2.ok(&["bundle", "import", archive.to_str().unwrap()]);
+    let out = d2.amber(&["restore", &id]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(
+        common::stderr(&out).contains("/bind not restored"),
+        "{}",
+        common::stderr(&out)
+    );
+    assert_eq!(
+        d2.ok(&["exec", "web", "cat", "/data/index.html"]),
+        "hello\n"
+    );
+    assert_eq!(
+        d2.ok(&["exec", "web", "cat", "/data/sub/zeros"]).len(),
+        4096
+    );
+    assert_eq!(d2.ok(&["exec", "web", "cat", "/anon/a.txt"]), "anon\n");
+    let vols = json(&d2.ok(&["volume", "inspect", "webdata"]));
+    assert_eq!(vols[0]["Name"], "webdata");
+    d2.assert_check_clean();
+    d.remove_all_containers();
+    d2.remove_all_containers();
+}
