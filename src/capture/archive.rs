@@ -389,7 +389,7 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
     let staging = Staging(store.staging_path("bundle-import"));
     fs::create_dir(&staging.0)
         .map_err(|e| CaptureError::io("create", &staging.0.display().to_string(), e))?;
-    let (index_data, staged) = read_archive(&staging.0, reader)?;
+    let (index_data, staged) = read_archive(store, &staging.0, reader)?;
     let index_data = index_data.ok_or_else(|| {
         CaptureError::Invalid(format!("not a bundle archive: it has no {INDEX_FILE}"))
     })?;
@@ -414,8 +414,7 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
             missing.digest
         )));
     }
-    let manifest_path = staging.0.join(index.manifest.hex());
-    let manifest_data = fs::read(&manifest_path)
+    let manifest_data = read_staged(store, &staging.0, &index.manifest)
         .map_err(|_| invalid(format!("the manifest blob {} is missing", index.manifest)))?;
     let manifest = Manifest::parse(&manifest_data)?;
     if manifest.id != index.bundle {
@@ -425,7 +424,7 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
         )));
     }
     check_bundle_id(&manifest.id)?;
-    let indexed = containers_of(&staging.0, &manifest, &listed)?;
+    let indexed = containers_of(store, &staging.0, &manifest, &listed)?;
     check_images(&index, &listed)?;
     if index::resolve(store, &manifest.id).is_ok_and(|b| b.id == manifest.id) {
         return Err(CaptureError::Invalid(format!(
@@ -441,8 +440,13 @@ fn invalid(msg: String) -> CaptureError {
 }
 
 /// Stream the tar: the index into memory, every blob into `dir/<hex>`,
-/// verified against its name.
+/// verified against its name. The reader only parses the tar; hashing and
+/// writing run on worker threads (sha256 is the bottleneck), each blob on
+/// one worker in order. A bundle blob the store already has is only
+/// hashed, not written (its staged name is then absent: see
+/// [`read_staged`]).
 fn read_archive(
+    store: &Store,
     dir: &Path,
     reader: impl Read,
 ) -> Result<(Option<Vec<u8>>, StagedBlobs), CaptureError> {
@@ -451,83 +455,218 @@ fn read_archive(
     // read costs a round trip.
     let mut archive = tar::Archive::new(std::io::BufReader::with_capacity(COPY_BUF, reader));
     let mut index = None;
+    // Bundle blobs (not images') the index lists, once it is read.
+    let mut bundle_blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut staged = BTreeMap::new();
-    for entry in archive.entries().map_err(corrupt)? {
-        let mut entry = entry.map_err(corrupt)?;
-        let path = entry
-            .path()
-            .map_err(corrupt)?
-            .to_string_lossy()
-            .into_owned();
-        let path = path.trim_start_matches("./").to_string();
-        let kind = entry.header().entry_type();
-        if kind.is_dir() && matches!(path.trim_end_matches('/'), "blobs" | "blobs/sha256") {
-            continue;
-        }
-        if !kind.is_file() {
-            return Err(invalid(format!("unexpected {kind:?} entry {path}")));
-        }
-        if path == INDEX_FILE {
-            if entry.size() > MAX_INDEX {
-                return Err(invalid(format!("{INDEX_FILE} is too large")));
+    let pool = StagePool::new(dir);
+    let result = (|| {
+        for entry in archive.entries().map_err(corrupt)? {
+            let mut entry = entry.map_err(corrupt)?;
+            let path = entry
+                .path()
+                .map_err(corrupt)?
+                .to_string_lossy()
+                .into_owned();
+            let path = path.trim_start_matches("./").to_string();
+            let kind = entry.header().entry_type();
+            if kind.is_dir() && matches!(path.trim_end_matches('/'), "blobs" | "blobs/sha256") {
+                continue;
             }
-            let mut v = Vec::new();
-            entry.read_to_end(&mut v).map_err(corrupt)?;
-            index = Some(v);
-        } else if path == MANIFEST_FILE {
-            std::io::copy(&mut entry, &mut std::io::sink()).map_err(corrupt)?;
-        } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
-            let digest =
-                Digest::from_hex(hex).map_err(|_| invalid(format!("bad blob name {path}")))?;
-            let want = entry.size();
-            let size = stage_blob(dir, &digest, want, &mut entry)?;
-            if size != want {
-                return Err(invalid(format!(
-                    "truncated: blob {digest} has {size} of {want} bytes"
-                )));
+            if !kind.is_file() {
+                return Err(invalid(format!("unexpected {kind:?} entry {path}")));
             }
-            staged.insert(digest, size);
-        } else {
-            return Err(invalid(format!("unexpected entry {path}")));
+            if path == INDEX_FILE {
+                if entry.size() > MAX_INDEX {
+                    return Err(invalid(format!("{INDEX_FILE} is too large")));
+                }
+                let mut v = Vec::new();
+                entry.read_to_end(&mut v).map_err(corrupt)?;
+                if let Ok(i) = serde_json::from_slice::<ArchiveIndex>(&v) {
+                    bundle_blobs = i
+                        .blobs
+                        .into_iter()
+                        .filter(|b| !is_image_blob(b))
+                        .map(|b| b.digest)
+                        .collect();
+                }
+                index = Some(v);
+            } else if path == MANIFEST_FILE {
+                std::io::copy(&mut entry, &mut std::io::sink()).map_err(corrupt)?;
+            } else if let Some(hex) = path.strip_prefix("blobs/sha256/") {
+                let digest =
+                    Digest::from_hex(hex).map_err(|_| invalid(format!("bad blob name {path}")))?;
+                if staged.contains_key(&digest) {
+                    return Err(invalid(format!("blob {digest} appears twice")));
+                }
+                let want = entry.size();
+                // Index and manifest come first, so the media type of a
+                // blob is known: only bundle blobs may skip the write.
+                let write = !(bundle_blobs.contains(&digest) && store.has_blob(&digest));
+                pool.stage(&digest, want, write, &mut entry)?;
+                staged.insert(digest, want);
+            } else {
+                return Err(invalid(format!("unexpected entry {path}")));
+            }
         }
-    }
+        Ok(())
+    })();
+    let workers = pool.finish();
+    result?;
+    workers?;
     Ok((index, staged))
 }
 
-/// Copy one blob entry to `dir/<hex>`, verifying its digest; a short entry
-/// (truncated archive) returns its short length for the caller to refuse.
-fn stage_blob(
-    dir: &Path,
-    digest: &Digest,
-    entry_len: u64,
-    entry: &mut impl Read,
-) -> Result<u64, CaptureError> {
-    let path = dir.join(digest.hex());
-    let mut out = File::create(&path)
-        .map_err(|e| CaptureError::io("create", &path.display().to_string(), e))?;
-    let mut r = HashingReader {
-        inner: entry,
-        hasher: Sha256::new(),
-        n: 0,
-    };
-    let mut buf = vec![0u8; (entry_len as usize).clamp(1, COPY_BUF)];
-    loop {
-        let n = match r.read(&mut buf) {
+/// A staged blob's bytes: from `dir`, or from the store when the import
+/// only verified it (the store had it).
+fn read_staged(store: &Store, dir: &Path, d: &Digest) -> Result<Vec<u8>, CaptureError> {
+    match fs::read(dir.join(d.hex())) {
+        Ok(v) => Ok(v),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(store.read_blob(d)?),
+        Err(e) => Err(CaptureError::io("read", "staged blob", e)),
+    }
+}
+
+/// What the reader sends a stage worker.
+enum StageMsg {
+    /// A new blob: its digest, and whether to write it (else only hash).
+    Start(Digest, bool),
+    /// The next bytes of the current blob.
+    Data(Vec<u8>),
+    /// The current blob is complete.
+    End,
+}
+
+/// Workers that hash (and write) blobs streamed to them by the reader.
+struct StagePool {
+    senders: Vec<std::sync::mpsc::SyncSender<StageMsg>>,
+    handles: Vec<std::thread::JoinHandle<Result<(), CaptureError>>>,
+    next: std::cell::Cell<usize>,
+}
+
+impl StagePool {
+    fn new(dir: &Path) -> StagePool {
+        let n = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..n {
+            // Bounded: at most ~8 MiB in flight per worker.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<StageMsg>(8);
+            let dir = dir.to_path_buf();
+            handles.push(std::thread::spawn(move || stage_worker(&dir, rx)));
+            senders.push(tx);
+        }
+        StagePool {
+            senders,
+            handles,
+            next: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Read one entry to its end, handing it to a worker; a short entry is
+    /// a truncated archive.
+    fn stage(
+        &self,
+        digest: &Digest,
+        len: u64,
+        write: bool,
+        entry: &mut impl Read,
+    ) -> Result<(), CaptureError> {
+        let i = self.next.get();
+        self.next.set((i + 1) % self.senders.len());
+        let tx = &self.senders[i];
+        let gone = || invalid("a staging worker stopped".into());
+        tx.send(StageMsg::Start(digest.clone(), write))
+            .map_err(|_| gone())?;
+        let mut left = len;
+        while left > 0 {
+            let mut buf = vec![0u8; left.min(COPY_BUF as u64) as usize];
+            let n = read_full(entry, &mut buf)
+                .map_err(|e| invalid(format!("truncated or not a tar: {e}")))?;
+            if n == 0 {
+                return Err(invalid(format!(
+                    "truncated: blob {digest} has {} of {len} bytes",
+                    len - left
+                )));
+            }
+            buf.truncate(n);
+            left -= n as u64;
+            tx.send(StageMsg::Data(buf)).map_err(|_| gone())?;
+        }
+        tx.send(StageMsg::End).map_err(|_| gone())
+    }
+
+    /// Stop the workers; the first error any of them met.
+    fn finish(self) -> Result<(), CaptureError> {
+        drop(self.senders);
+        let mut first = Ok(());
+        for h in self.handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(invalid("a staging worker panicked".into())));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        first
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(invalid(format!("truncated or not a tar: {e}"))),
-        };
-        out.write_all(&buf[..n])
-            .map_err(|e| CaptureError::io("write", &path.display().to_string(), e))?;
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
-    if r.n < entry_len {
-        return Ok(r.n);
+    Ok(n)
+}
+
+/// Hash (and write to `dir/<hex>`) the blobs sent, in order; stops at the
+/// first blob that does not match its name. A worker whose reader failed
+/// mid-blob sees its channel close and leaves the partial file to the
+/// staging directory's removal.
+fn stage_worker(
+    dir: &Path,
+    rx: std::sync::mpsc::Receiver<StageMsg>,
+) -> Result<(), CaptureError> {
+    let mut current: Option<(Digest, Sha256, Option<File>)> = None;
+    for msg in rx {
+        match msg {
+            StageMsg::Start(digest, write) => {
+                let file = if write {
+                    let path = dir.join(digest.hex());
+                    Some(File::create(&path).map_err(|e| {
+                        CaptureError::io("create", &path.display().to_string(), e)
+                    })?)
+                } else {
+                    None
+                };
+                current = Some((digest, Sha256::new(), file));
+            }
+            StageMsg::Data(buf) => {
+                let Some((digest, hasher, file)) = current.as_mut() else {
+                    continue;
+                };
+                hasher.update(&buf);
+                if let Some(f) = file {
+                    f.write_all(&buf).map_err(|e| {
+                        CaptureError::io("write", &dir.join(digest.hex()).display().to_string(), e)
+                    })?;
+                }
+            }
+            StageMsg::End => {
+                if let Some((digest, hasher, _)) = current.take() {
+                    if Digest::from_hasher(hasher) != digest {
+                        return Err(invalid(format!("blob {digest} does not match its digest")));
+                    }
+                }
+            }
+        }
     }
-    if Digest::from_hasher(r.hasher) != *digest {
-        return Err(invalid(format!("blob {digest} does not match its digest")));
-    }
-    Ok(r.n)
+    Ok(())
 }
 
 fn parse_index(data: &[u8]) -> Result<ArchiveIndex, CaptureError> {
@@ -559,6 +698,7 @@ fn check_bundle_id(id: &str) -> Result<(), CaptureError> {
 /// Every blob the manifest names must be in the archive; returns what the
 /// index needs (file lists) per container.
 fn containers_of(
+    store: &Store,
     dir: &Path,
     m: &Manifest,
     listed: &BTreeMap<&Digest, &ArchiveBlob>,
@@ -581,10 +721,7 @@ fn containers_of(
             }
         }
         let files = super::volumes::container_files(c, |d| {
-            serde_json::from_slice(
-                &fs::read(dir.join(d.hex()))
-                    .map_err(|e| CaptureError::io("read", "staged file list", e))?,
-            )
+            serde_json::from_slice(&read_staged(store, dir, d)?)
             .map_err(|e| invalid(format!("bad file list {d}: {e}")))
         })?;
         for f in &files {
