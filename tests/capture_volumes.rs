@@ -146,3 +146,51 @@ fn volumes_are_kept_browsed_capped_and_restored() {
     d.remove_all_containers();
     d2.remove_all_containers();
 }
+
+#[test]
+fn rollback_resets_volumes_of_a_volume_baseline() {
+    let d = Daemon::start();
+    d.import_busybox("busybox");
+    d.ok(&["volume", "create", "shared"]);
+    for n in ["db", "app"] {
+        d.ok(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "-v",
+            "shared:/shared",
+            "-v",
+            "/own",
+            "busybox",
+            "sh",
+            "-c",
+            &format!("echo {n} > /own/who; echo base > /shared/state; echo ready; exec sleep 1000"),
+        ]);
+        wait_for_log(&d, n, "ready");
+    }
+    d.ok(&["baseline", "create", "clean", "--all", "--volumes"]);
+    for n in ["db", "app"] {
+        d.ok(&[
+            "exec",
+            n,
+            "sh",
+            "-c",
+            "echo dirty > /shared/state; echo junk > /shared/new; rm /own/who",
+        ]);
+    }
+    let v = json(&d.ok(&["rollback", "clean", "--format", "json"]));
+    assert_eq!(v["Reset"].as_array().unwrap().len(), 2, "{v}");
+    for n in ["db", "app"] {
+        assert_eq!(d.ok(&["exec", n, "cat", "/shared/state"]), "base\n");
+        assert_eq!(d.ok(&["exec", n, "cat", "/own/who"]), format!("{n}\n"));
+        assert!(d.amber(&["exec", n, "cat", "/shared/new"]).status.code() != Some(0));
+    }
+    // And again: the next rollback copy was prepared.
+    d.ok(&["exec", "db", "sh", "-c", "echo dirty2 > /shared/state"]);
+    d.ok(&["rollback", "clean"]);
+    assert_eq!(d.ok(&["exec", "app", "cat", "/shared/state"]), "base\n");
+    d.assert_check_clean();
+    assert!(d.entries("tmp").is_empty(), "{:?}", d.entries("tmp"));
+    d.remove_all_containers();
+}

@@ -628,22 +628,20 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// first blob that does not match its name. A worker whose reader failed
 /// mid-blob sees its channel close and leaves the partial file to the
 /// staging directory's removal.
-fn stage_worker(
-    dir: &Path,
-    rx: std::sync::mpsc::Receiver<StageMsg>,
-) -> Result<(), CaptureError> {
+fn stage_worker(dir: &Path, rx: std::sync::mpsc::Receiver<StageMsg>) -> Result<(), CaptureError> {
     let mut current: Option<(Digest, Sha256, Option<File>)> = None;
     for msg in rx {
         match msg {
             StageMsg::Start(digest, write) => {
-                let file = if write {
-                    let path = dir.join(digest.hex());
-                    Some(File::create(&path).map_err(|e| {
-                        CaptureError::io("create", &path.display().to_string(), e)
-                    })?)
-                } else {
-                    None
-                };
+                let file =
+                    if write {
+                        let path = dir.join(digest.hex());
+                        Some(File::create(&path).map_err(|e| {
+                            CaptureError::io("create", &path.display().to_string(), e)
+                        })?)
+                    } else {
+                        None
+                    };
                 current = Some((digest, Sha256::new(), file));
             }
             StageMsg::Data(buf) => {
@@ -722,7 +720,7 @@ fn containers_of(
         }
         let files = super::volumes::container_files(c, |d| {
             serde_json::from_slice(&read_staged(store, dir, d)?)
-            .map_err(|e| invalid(format!("bad file list {d}: {e}")))
+                .map_err(|e| invalid(format!("bad file list {d}: {e}")))
         })?;
         for f in &files {
             super::restore::safe_relative(&f.path)?;

@@ -67,6 +67,15 @@ impl Engine {
             std::fs::create_dir_all(&upper).map_err(io("create", &upper))?;
             let files = capture::read::file_list(&self.store, &c.files)?;
             capture::restore::materialize(&self.store, &files, &upper)?;
+            // Captured volume content too, ready to be exchanged likewise.
+            for (i, v) in c.volumes.iter().enumerate() {
+                if let ("volume", Some(d)) = (v.kind.as_str(), &v.files) {
+                    let dir = staging.join(format!("volume-{i}"));
+                    std::fs::create_dir(&dir).map_err(io("create", &dir))?;
+                    let files = capture::read::file_list(&self.store, d)?;
+                    capture::restore::materialize(&self.store, &files, &dir)?;
+                }
+            }
             self.store.sync_blobs()?;
             std::fs::rename(&staging, &dest).map_err(io("install prepared upper dir", &dest))
         })();
@@ -152,9 +161,25 @@ impl Engine {
                 }
             }
         }
+        // The volumes each reset puts back; a volume two containers share
+        // is reset once.
+        let mut seen = std::collections::HashSet::new();
+        let mut work = Vec::new();
+        for (c, id) in &reset {
+            let vols: Vec<(usize, PathBuf)> = self
+                .volume_targets(c, id)?
+                .into_iter()
+                .filter(|(_, p)| seen.insert(p.clone()))
+                .collect();
+            work.push((*c, id.clone(), vols));
+        }
         // Containers are independent: stop-and-swap them all at once, then
         // start them all at once.
-        let trash = parallel(&reset, |(c, id)| self.swap_upper(&m.id, c, id))?;
+        let trash: Vec<PathBuf> =
+            parallel(&work, |(c, id, vols)| self.swap_upper(&m.id, c, id, vols))?
+                .into_iter()
+                .flatten()
+                .collect();
         parallel(&reset, |(c, id)| {
             if matches!(c.status.as_str(), "running" | "paused") {
                 self.start_container(id)?;
@@ -192,14 +217,49 @@ impl Engine {
         ))
     }
 
-    /// Stop the container, swap its upper dir for the prepared one, put the
-    /// captured log back. Returns the old upper dir (now in `tmp/`).
+    /// For each captured volume of `c` (with content), the `_data` dir of
+    /// the volume `target` mounts at the same place now.
+    fn volume_targets(
+        &self,
+        c: &ContainerCapture,
+        target: &str,
+    ) -> Result<Vec<(usize, PathBuf)>, EngineError> {
+        if !c
+            .volumes
+            .iter()
+            .any(|v| v.kind == "volume" && v.files.is_some())
+        {
+            return Ok(Vec::new());
+        }
+        let mounts = self.inspect_container(target)?["Mounts"].clone();
+        let mut out = Vec::new();
+        for (i, v) in c.volumes.iter().enumerate() {
+            if v.kind != "volume" || v.files.is_none() {
+                continue;
+            }
+            let name = mounts
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| m["Type"] == "volume" && m["Destination"] == v.destination.as_str())
+                .and_then(|m| m["Name"].as_str());
+            if let Some(name) = name {
+                out.push((i, self.store.volume_dir(name).join("_data")));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stop the container, swap its upper dir (and the volumes in `vols`)
+    /// for the prepared ones, put the captured log back. Returns the old
+    /// dirs (now in `tmp/`).
     fn swap_upper(
         &self,
         bundle_id: &str,
         c: &ContainerCapture,
         target: &str,
-    ) -> Result<PathBuf, EngineError> {
+        vols: &[(usize, PathBuf)],
+    ) -> Result<Vec<PathBuf>, EngineError> {
         let v = self.container_view(target)?;
         if matches!(v.state.status, Status::Running | Status::Paused) {
             self.stop_container(target, Some(0), Some("SIGKILL"))?;
@@ -221,11 +281,44 @@ impl Engine {
         let old = self.store.staging_path("rollback-old");
         std::fs::rename(prepared.join("upper"), &old)
             .map_err(io("move away old upper dir", &prepared.join("upper")))?;
+        let mut olds = vec![old];
+        for (i, data) in vols {
+            let ready = prepared.join(format!("volume-{i}"));
+            if !ready.is_dir() {
+                continue;
+            }
+            if data.exists() {
+                nix::fcntl::renameat2(
+                    None,
+                    &ready,
+                    None,
+                    data,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .map_err(|e| io("swap in the prepared volume content", data)(e.into()))?;
+                let old = self.store.staging_path("rollback-old");
+                std::fs::rename(&ready, &old)
+                    .map_err(io("move away old volume content", &ready))?;
+                olds.push(old);
+            } else {
+                std::fs::rename(&ready, data).map_err(io("put back volume content", data))?;
+            }
+        }
+        // Copies of volumes this container does not reset (another one
+        // sharing the volume did) are not needed.
+        if let Ok(rest) = std::fs::read_dir(&prepared) {
+            for e in rest.flatten() {
+                let old = self.store.staging_path("rollback-old");
+                if std::fs::rename(e.path(), &old).is_ok() {
+                    olds.push(old);
+                }
+            }
+        }
         let _ = std::fs::remove_dir(&prepared);
         let log = capture::read::log(&self.store, c)?;
         let tmp = self.store.root().join("tmp");
         crate::store::write_file_synced(&dir.join("container.log"), &log, &tmp)?;
-        Ok(old)
+        Ok(olds)
     }
 }
 

@@ -24,6 +24,9 @@ pub struct CreateArgs {
     /// Do not freeze running containers while reading their files.
     #[arg(long)]
     pub no_pause: bool,
+    /// Keep volume content too: rollback then resets the volumes as well.
+    #[arg(long)]
+    pub volumes: bool,
     /// `json` prints the summary.
     #[arg(long)]
     pub format: Option<String>,
@@ -47,7 +50,7 @@ pub struct RollbackArgs {
 /// Run a `baseline` subcommand.
 pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
     let Command::Create(a) = cmd;
-    let body = json!({"containers": a.containers, "all": a.all, "no_pause": a.no_pause, "label": format!("baseline {}", a.name)});
+    let body = json!({"containers": a.containers, "all": a.all, "no_pause": a.no_pause, "volumes": a.volumes, "label": format!("baseline {}", a.name)});
     let resp = c
         .post_json(&format!("/amber/v1/baselines?name={}", enc(&a.name)), &body)
         .await?;
