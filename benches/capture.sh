@@ -74,11 +74,42 @@ size=$(stat -c %s "$work/b.tar")
 echo "export: $size bytes in ${te} ms ($(( size / 1048576 * 1000 / (te + 1) )) MiB/s)"
 t=$(ms); cat "$work/b.tar" >/dev/null; tc=$(( $(ms) - t ))
 t=$(ms); sha256sum "$work/b.tar" >/dev/null; ts=$(( $(ms) - t ))
-echo "machine: cat ${tc} ms, sha256sum ${ts} ms"
+# Import's limit: hashing the archive while writing it to disk, synced.
+t=$(ms); tee "$work/copy.tar" <"$work/b.tar" | sha256sum >/dev/null; sync -f "$work/copy.tar"; tl=$(( $(ms) - t ))
+rm -f "$work/copy.tar"
+echo "machine: cat ${tc} ms, sha256sum ${ts} ms, tee to disk + sha256sum + sync ${tl} ms"
+echo "export / sha256sum: $(python3 -c "print(round($te / max($ts, 1), 2))")"
 a rm -f $(a ps -aq) >/dev/null
 kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
 rm -rf "$work/d1"
 start_daemon d2
 t=$(ms); b bundle import "$work/b.tar" >/dev/null; ti=$(( $(ms) - t ))
 echo "import: ${ti} ms ($(( size / 1048576 * 1000 / (ti + 1) )) MiB/s)"
+echo "import / sha256sum: $(python3 -c "print(round($ti / max($ts, 1), 2))"), import / (write + sha256 + sync): $(python3 -c "print(round($ti / max($tl, 1), 2))")"
 b system check >/dev/null && echo "system check after import: clean"
+
+# Peer: podman's checkpoint of one container of the same shape (CRIU; needs
+# runc here, crun refuses the hybrid cgroup layout).
+if command -v podman >/dev/null && [ -z "${NO_PODMAN:-}" ]; then
+    pimg="localhost/amber-capbench-$$"
+    pname="amber-capbench-$$"
+    podman import "$work/busybox.tar" "$pimg" >/dev/null 2>&1
+    podman run -d --name "$pname" --runtime runc --network none \
+        --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 "$pimg" sh -c \
+        "dd if=/dev/urandom of=/data bs=1M count=$SIZE 2>/dev/null; \
+         yes 'a log line of the capture benchmark, sixty-four bytes long....' | head -n $lines; \
+         echo ready; while true; do sleep 1; done" >/dev/null
+    until podman logs "$pname" 2>/dev/null | tail -n 1 | grep -q ready; do sleep 0.2; done
+    t=$(ms)
+    if out=$(podman container checkpoint --export "$work/ck.tar" --compress none --leave-running --keep "$pname" 2>&1); then
+        tp=$(( $(ms) - t ))
+        echo "podman checkpoint --export of 1 container: ${tp} ms, $(stat -c %s "$work/ck.tar") bytes"
+    else
+        tp=$(( $(ms) - t ))
+        dump=$(podman inspect -f '{{.StaticDir}}' "$pname" 2>/dev/null)/dump.log
+        why=$(grep -m1 -i 'error' "$dump" 2>/dev/null || echo "$out" | tail -n 1)
+        echo "podman checkpoint --export failed after ${tp} ms: $why"
+    fi
+    podman rm -f -t 0 "$pname" >/dev/null 2>&1 || true
+    podman rmi "$pimg" >/dev/null 2>&1 || true
+fi
