@@ -1,6 +1,6 @@
 //! amber's own capture endpoints under `/amber/v1` (docs/capture.md):
 //! capture, and bundle list, inspect, remove, prune, search, files, cat,
-//! diff, export, import.
+//! diff, core, export, import.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
@@ -137,6 +137,39 @@ pub async fn export(
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response())
+}
+
+/// `GET /amber/v1/bundles/{id}/core?container=&pid=`: a stored core dump
+/// (an ELF core file), streamed.
+pub async fn core(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let container = required(&q, "container")?;
+    let pid_text = required(&q, "pid")?;
+    let pid: i32 = pid_text
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("bad pid {pid_text:?}: expected a number")))?;
+    let e2 = e.clone();
+    let dump = blocking(move || e2.bundle_core(&id, &container, pid)).await?;
+    let size = dump.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = e.write_bundle_core(&dump, out) {
+            tracing::warn!(error = %err, "core download ended early");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
         ],
         channel_body(rx),

@@ -1,5 +1,5 @@
 //! The bundle part of `amber system check`: every bundle's manifest loads,
-//! every blob it names (file lists, file chunks, log chunks) is indexed as
+//! every blob it names (file lists, file, log and core chunks) is indexed as
 //! the bundle's, and no bundle blob is left referenced by no bundle.
 
 use std::collections::{BTreeSet, HashMap};
@@ -41,6 +41,12 @@ pub fn check(store: &Store) -> Result<Vec<String>, CaptureError> {
         for c in &m.containers {
             let mut named: Vec<&Digest> = vec![&c.files];
             named.extend(&c.log.chunks);
+            named.extend(
+                c.cores
+                    .iter()
+                    .flat_map(|k| &k.processes)
+                    .flat_map(|d| &d.chunks),
+            );
             let files = match read::file_list(store, &c.files) {
                 Ok(f) => f,
                 Err(e) => {

@@ -75,6 +75,46 @@ pub struct ContainerCapture {
     pub cgroup: Value,
     /// Network settings plus the namespace's addresses and routes.
     pub network: Value,
+    /// Core dumps of its processes (`capture --core`); absent when not
+    /// asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<CoreDumps>,
+}
+
+/// The core dumps of one container's processes (`capture --core`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CoreDumps {
+    /// Why no core at all was taken (gcore not found, container paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// One entry per process of the container.
+    #[serde(default)]
+    pub processes: Vec<CoreDump>,
+}
+
+/// The core dump of one process: an ELF core file that gdb loads, stored
+/// in chunks of [`FILE_CHUNK`] bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CoreDump {
+    /// Host pid.
+    pub pid: i32,
+    /// Pid in the container's pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<i32>,
+    /// The executable, as the container sees it (`/proc/PID/exe`).
+    #[serde(default)]
+    pub exe: String,
+    /// Size of the core file in bytes.
+    pub size: u64,
+    /// sha256 of the whole core file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Content chunks, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Digest>,
+    /// Why this process has no core (gcore failed, timed out, too big).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A chunked byte stream (the log).

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::capture_core::core_report;
 use super::{lock, ContainerView, Engine, EngineError};
 use crate::capture::{self, BlobSink, CaptureError, ContainerCapture, IndexedContainer, Manifest};
 use crate::runtime::{self, Cgroup, Status};
@@ -61,6 +62,8 @@ pub struct CaptureOptions {
     pub annotations: BTreeMap<String, String>,
     /// Do not freeze running containers.
     pub no_pause: bool,
+    /// Take a core dump of each process of running containers (gcore).
+    pub core: bool,
 }
 
 impl From<CaptureError> for EngineError {
@@ -112,7 +115,7 @@ impl Engine {
                 .map(|v| {
                     s.spawn(move || {
                         let mut sink = BlobSink::new(store);
-                        let r = self.capture_one(v, &mut sink, opts.no_pause);
+                        let r = self.capture_one(v, &mut sink, opts);
                         r.map(|x| (x, sink))
                     })
                 })
@@ -206,13 +209,13 @@ impl Engine {
         &self,
         v: &ContainerView,
         sink: &mut BlobSink<'_>,
-        no_pause: bool,
+        opts: &CaptureOptions,
     ) -> Result<(ContainerCapture, IndexedContainer, Value), EngineError> {
         let id = &v.rec.id;
         let dir = self.store.container_dir(id);
         let inspect = self.inspect_container(id)?;
         let cache = capture::stat_cache(&self.store, id);
-        let freeze = v.state.status == Status::Running && !no_pause;
+        let freeze = v.state.status == Status::Running && !opts.no_pause;
         let t0 = Instant::now();
         let walked = self.with_frozen(&dir, freeze, || {
             capture::walk::walk_upper(&dir.join("upper"), sink, &cache.files)
@@ -237,6 +240,11 @@ impl Engine {
             .iter()
             .filter_map(|p| capture::procs::process(*p, &names))
             .collect();
+        // After the frozen walk: ptrace cannot attach to a frozen task.
+        let cores = match opts.core {
+            true => Some(self.core_dumps(v, &processes, sink)?),
+            false => None,
+        };
         let entry = ContainerCapture {
             id: id.clone(),
             name: v.rec.name.clone(),
@@ -252,12 +260,16 @@ impl Engine {
             processes,
             sockets: Value::Array(sockets),
             cgroup: self.cgroup_state(id, &dir, live),
+            cores,
         };
-        let report = json!({
+        let mut report = json!({
             "Id": id, "Name": v.rec.name, "Status": entry.status, "Frozen": freeze,
             "FrozenMs": if freeze { frozen_ms } else { 0 }, "Files": files.len(),
             "FilesRead": stats.read, "FilesReused": stats.reused,
         });
+        if let Some(c) = &entry.cores {
+            report["Cores"] = core_report(c);
+        }
         Ok((entry, IndexedContainer { files }, report))
     }
 

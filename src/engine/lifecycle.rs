@@ -381,6 +381,7 @@ impl Engine {
             .into_iter()
             .collect(),
             no_pause: true,
+            ..Default::default()
         };
         match self.capture(&opts) {
             Ok(m) => {

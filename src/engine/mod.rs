@@ -8,6 +8,7 @@
 mod baseline;
 mod build;
 mod capture;
+mod capture_core;
 mod commit;
 mod containers;
 mod digest_cache;

@@ -1,4 +1,4 @@
-//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff`.
+//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff|core`.
 
 use std::io::Write;
 
@@ -29,6 +29,8 @@ pub enum Command {
     Cat(CatArgs),
     /// Compare two bundles: files, config, env, processes, ports, new log lines.
     Diff(DiffArgs),
+    /// List a container's core dumps (`capture --core`), or write one out.
+    Core(super::bundle_core::CoreArgs),
     /// Write a bundle as one self-describing tar.
     Export(super::bundle_archive::ExportArgs),
     /// Import a bundle archive (verified before it becomes visible).
@@ -163,6 +165,7 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Files(a) => files(c, a).await,
         Command::Cat(a) => cat(c, a).await,
         Command::Diff(a) => diff(c, a).await,
+        Command::Core(a) => super::bundle_core::run(c, a).await,
         Command::Export(a) => super::bundle_archive::export(c, a).await,
         Command::Import(a) => super::bundle_archive::import(c, a).await,
     }

@@ -120,7 +120,7 @@ pub async fn import(c: &Client, args: ImportArgs) -> anyhow::Result<i32> {
 }
 
 /// `dir/.name.partial`: the archive is renamed into place only when whole.
-fn partial_path(f: &Path) -> PathBuf {
+pub(super) fn partial_path(f: &Path) -> PathBuf {
     let name = f
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -26,6 +26,10 @@ pub struct Args {
     /// Do not freeze running containers while reading their files.
     #[arg(long)]
     pub no_pause: bool,
+    /// Also keep a core dump of each process of running containers (with
+    /// gcore from gdb; a warning says why when there is none).
+    #[arg(long)]
+    pub core: bool,
     /// `json` prints the summary (ID, sizes, new bytes, per container).
     #[arg(long)]
     pub format: Option<String>,
@@ -44,9 +48,13 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     let body = json!({
         "containers": args.containers, "all": args.all, "label": args.label,
         "annotations": annotations, "no_pause": args.no_pause,
+        "core": args.core,
     });
     let resp = c.post_json("/amber/v1/capture", &body).await?;
     let v: Value = serde_json::from_slice(&read_all(resp).await?)?;
+    for w in core_warnings(&v) {
+        eprintln!("warning: --core: {w}");
+    }
     match args.format.as_deref() {
         Some("json") => println!("{}", serde_json::to_string_pretty(&v)?),
         Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
@@ -62,4 +70,49 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Why cores are missing, from the summary: one line per distinct
+/// container-wide reason, one per process that has none.
+fn core_warnings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in v["Containers"].as_array().into_iter().flatten() {
+        let cores = &c["Cores"];
+        if let Some(e) = cores["Error"].as_str() {
+            if !out.iter().any(|w| w == e) {
+                out.push(e.to_string());
+            }
+        }
+        for f in cores["Failed"].as_array().into_iter().flatten() {
+            out.push(format!(
+                "no core of pid {} in {}: {}",
+                f["Pid"],
+                c["Name"].as_str().unwrap_or_default(),
+                f["Error"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_warnings_say_each_reason_once() {
+        let v = json!({"Containers": [
+            {"Name": "a", "Cores": {"Error": "gcore not found; install gdb", "Failed": []}},
+            {"Name": "b", "Cores": {"Error": "gcore not found; install gdb", "Failed": []}},
+            {"Name": "c", "Cores": {"Error": null, "Failed": [{"Pid": 7, "Error": "gcore failed"}]}},
+            {"Name": "d"},
+        ]});
+        assert_eq!(
+            core_warnings(&v),
+            [
+                "gcore not found; install gdb",
+                "no core of pid 7 in c: gcore failed"
+            ]
+        );
+    }
 }
