@@ -104,12 +104,19 @@ pub async fn cat(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `GET /amber/v1/bundles/diff?a=&b=`.
+/// `GET /amber/v1/bundles/diff?a=&b=`, or `?a=&live=1`: bundle `a`
+/// against the live containers.
 pub async fn diff(State(e): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     let a = required(&q, "a")?;
-    let b = required(&q, "b")?;
-    Ok(Json(blocking(move || e.bundle_diff(&a, &b)).await?).into_response())
+    let b = q.get("b").filter(|v| !v.is_empty()).map(String::from);
+    let v = match (b, q.flag("live")) {
+        (Some(b), false) => blocking(move || e.bundle_diff(&a, &b)).await?,
+        (None, true) => blocking(move || e.bundle_diff_live(&a)).await?,
+        (Some(_), true) => return Err(ApiError::bad_request("give b or live=1, not both")),
+        (None, false) => return Err(ApiError::bad_request("missing query parameter b")),
+    };
+    Ok(Json(v).into_response())
 }
 
 fn required(q: &Query, key: &str) -> Result<String, ApiError> {

@@ -9,6 +9,7 @@ mod baseline;
 mod build;
 mod capture;
 mod capture_core;
+mod capture_live;
 mod commit;
 mod containers;
 mod digest_cache;
