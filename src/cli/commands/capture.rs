@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::cli::client::{read_all, Client};
 use crate::cli::output::human_size;
+use crate::cli::progress;
 
 /// Capture containers (configuration, writable layer, log, processes,
 /// sockets, cgroup and network state) into a new bundle and print its ID.
@@ -33,6 +34,10 @@ pub struct Args {
     /// `json` prints the summary (ID, sizes, new bytes, per container).
     #[arg(long)]
     pub format: Option<String>,
+    /// No progress spinner and no summary line on standard error (the ID,
+    /// or the JSON summary, is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Run it.
@@ -50,8 +55,21 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         "annotations": annotations, "no_pause": args.no_pause,
         "core": args.core,
     });
-    let resp = c.post_json("/amber/v1/capture", &body).await?;
-    let v: Value = serde_json::from_slice(&read_all(resp).await?)?;
+    let what = match (args.all, args.containers.len()) {
+        (true, _) => "all containers".to_string(),
+        (false, 1) => args.containers[0].clone(),
+        (false, n) => format!("{n} containers"),
+    };
+    let bar = progress::wanted(args.quiet).then(|| progress::spinner(&format!("Capturing {what}")));
+    let answer = async {
+        let resp = c.post_json("/amber/v1/capture", &body).await?;
+        anyhow::Ok(serde_json::from_slice::<Value>(&read_all(resp).await?)?)
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let v = answer?;
     for w in core_warnings(&v) {
         eprintln!("warning: --core: {w}");
     }
@@ -60,6 +78,9 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
         None => {
             println!("{}", v["Id"].as_str().unwrap_or_default());
+            if args.quiet {
+                return Ok(0);
+            }
             eprintln!(
                 "captured {} container(s) in {} ms: {} referenced, {} new",
                 v["Containers"].as_array().map_or(0, Vec::len),
