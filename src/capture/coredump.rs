@@ -146,6 +146,13 @@ pub fn run_gcore(gcore: &Path, pid: i32, dir: &Path, timeout: Duration) -> Resul
         .map_err(|e| format!("cannot run {}: {e}", gcore.display()))?;
     tracing::debug!(pid, gcore = %gcore.display(), "dumping core");
     let status = wait_with_timeout(&mut child, timeout);
+    if status.is_err() {
+        // A gdb killed between its PTRACE_ATTACH and the stop it waits for
+        // leaves the attach's SIGSTOP pending without a tracer: the process
+        // would stop for good. SIGCONT undoes that (and nothing else).
+        let target = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT);
+    }
     let output = fs::read_to_string(&log_path).unwrap_or_default();
     let _ = fs::remove_file(&log_path);
     let status = status?;
@@ -231,9 +238,20 @@ mod tests {
         let fake = dir.path().join("slow-gcore");
         fs::write(&fake, "#!/bin/sh\nsleep 30 &\nwait\n").unwrap();
         fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        // The target: a child of this test, stopped as a killed gdb can
+        // leave it, and continued after the timeout.
+        let mut target = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = target.id() as i32;
+        let stopped = nix::sys::signal::Signal::SIGSTOP;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), stopped).unwrap();
         let t = Instant::now();
-        let err = run_gcore(&fake, 1, dir.path(), Duration::from_millis(300)).unwrap_err();
+        let err = run_gcore(&fake, pid, dir.path(), Duration::from_millis(300)).unwrap_err();
         assert!(err.contains("timed out"), "{err}");
         assert!(t.elapsed() < Duration::from_secs(10));
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let state = stat[stat.rfind(')').unwrap() + 2..].chars().next();
+        target.kill().unwrap();
+        target.wait().unwrap();
+        assert_ne!(state, Some('T'), "{stat}");
     }
 }
