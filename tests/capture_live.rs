@@ -170,4 +170,29 @@ fn diff_against_the_live_containers() {
     assert!(d
         .fails(&["bundle", "diff", &id, "--format", "xml"])
         .contains("--format"));
+    // The API: live=1 instead of b, not both, not neither.
+    let get = |query: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "--unix-socket"])
+            .arg(d.socket())
+            .arg(format!("http://amber/amber/v1/bundles/diff?{query}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let live = get(&format!("a={id}&live=1"));
+    assert!(
+        live.ends_with("\n200") && live.contains("\"live\""),
+        "{live}"
+    );
+    let both = get(&format!("a={id}&b={id}&live=1"));
+    assert!(
+        both.ends_with("\n400") && both.contains("not both"),
+        "{both}"
+    );
+    let neither = get(&format!("a={id}"));
+    assert!(
+        neither.ends_with("\n400") && neither.contains("missing query parameter b"),
+        "{neither}"
+    );
 }
