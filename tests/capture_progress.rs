@@ -62,6 +62,11 @@ fn progress_only_on_terminals_and_never_with_quiet() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A bad --format is refused before anything is captured.
+    let before = bundle_ids(&d);
+    let err = d.fails(&["capture", "prog", "--format", "xml"]);
+    assert!(err.contains("unsupported --format"), "{err}");
+    assert_eq!(bundle_ids(&d), before);
     let out = d.amber(&["bundle", "export", &id, "-o", tar_s]);
     assert!(out.status.success() && out.stderr.is_empty() && out.stdout.is_empty());
 

@@ -241,10 +241,10 @@ impl Engine {
             .filter_map(|p| capture::procs::process(*p, &names))
             .collect();
         // After the frozen walk: ptrace cannot attach to a frozen task.
-        let cores = match opts.core {
-            true => Some(self.core_dumps(v, &processes, sink)?),
-            false => None,
-        };
+        let cores = opts
+            .core
+            .then(|| self.core_dumps(v, &processes, sink))
+            .transpose()?;
         let entry = ContainerCapture {
             id: id.clone(),
             name: v.rec.name.clone(),

@@ -42,6 +42,12 @@ pub struct Args {
 
 /// Run it.
 pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
+    // Checked before anything is captured.
+    let json_out = match args.format.as_deref() {
+        None => false,
+        Some("json") => true,
+        Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
+    };
     let mut annotations = BTreeMap::new();
     for a in &args.annotate {
         let (k, v) = a
@@ -73,14 +79,11 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
     for w in core_warnings(&v) {
         eprintln!("warning: --core: {w}");
     }
-    match args.format.as_deref() {
-        Some("json") => println!("{}", serde_json::to_string_pretty(&v)?),
-        Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
-        None => {
-            println!("{}", v["Id"].as_str().unwrap_or_default());
-            if args.quiet {
-                return Ok(0);
-            }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", v["Id"].as_str().unwrap_or_default());
+        if !args.quiet {
             eprintln!(
                 "captured {} container(s) in {} ms: {} referenced, {} new",
                 v["Containers"].as_array().map_or(0, Vec::len),
