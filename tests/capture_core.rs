@@ -162,6 +162,45 @@ fn core_dumps_load_in_gdb_and_survive_export() {
     ]);
     assert_eq!(std::fs::read(&core2).unwrap(), data);
     d2.assert_check_clean();
+
+    // An archive without a core's chunk (dropped from the tar and from its
+    // index alike) is refused: the manifest names it.
+    let chunk = sleep["chunks"][0].as_str().unwrap().to_string();
+    let hex = chunk.trim_start_matches("sha256:");
+    let cut = dir.path().join("cut.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&cut).unwrap());
+    let mut a = tar::Archive::new(std::fs::File::open(&tar).unwrap());
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let path = e.path().unwrap().to_string_lossy().into_owned();
+        if path.ends_with(hex) {
+            continue;
+        }
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut body).unwrap();
+        if path == "amber-bundle.json" {
+            let mut index = json(std::str::from_utf8(&body).unwrap());
+            index["blobs"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|b| b["digest"] != chunk.as_str());
+            body = serde_json::to_vec(&index).unwrap();
+        }
+        let mut h = e.header().clone();
+        h.set_size(body.len() as u64);
+        h.set_cksum();
+        b.append(&h, &body[..]).unwrap();
+    }
+    b.finish().unwrap();
+    drop(b);
+    let d3 = Daemon::start();
+    let err = d3.fails(&["bundle", "import", cut.to_str().unwrap()]);
+    assert!(
+        err.contains(&format!("blob {chunk} named by the manifest is missing")),
+        "{err}"
+    );
+    assert!(d3.ok(&["bundle", "ls", "-q"]).trim().is_empty());
+    d3.assert_check_clean();
 }
 
 #[test]
