@@ -101,6 +101,21 @@ fn volumes_are_kept_browsed_capped_and_restored() {
     let added = diff["containers"][0]["files"]["added"].to_string();
     assert!(added.contains("/data/index.html"), "{added}");
 
+    // Against the live container: the volume's changed file, nothing else.
+    d.ok(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo hello, changed > /data/index.html",
+    ]);
+    let live = json(&d.ok(&["bundle", "diff", &id, "--format", "json"]));
+    let files = &live["containers"][0]["files"];
+    assert_eq!(files["changed"][0]["path"], "/data/index.html", "{files}");
+    assert_eq!(files["changed"].as_array().unwrap().len(), 1, "{files}");
+    assert!(files["removed"].as_array().unwrap().is_empty(), "{files}");
+    assert!(files["added"].as_array().unwrap().is_empty(), "{files}");
+
     // Same host: a non-empty named volume is not overwritten unless asked.
     let err = d.fails(&["restore", "--name-suffix", "-copy", &id]);
     assert!(

@@ -14,6 +14,10 @@ command -v zstd >/dev/null 2>&1 || need_apt="$need_apt zstd"
 command -v xz >/dev/null 2>&1 || need_apt="$need_apt xz-utils"
 command -v bzip2 >/dev/null 2>&1 || need_apt="$need_apt bzip2"
 command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
+# capture --core takes core dumps with gdb's gcore; tests load them in gdb.
+command -v gcore >/dev/null 2>&1 || need_apt="$need_apt gdb"
+# The progress tests run the CLI on a pty made by script(1).
+command -v script >/dev/null 2>&1 || need_apt="$need_apt bsdutils"
 # Peers for archive interop tests (amber never runs through them).
 command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
 command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"

@@ -1,6 +1,6 @@
 //! amber's own capture endpoints under `/amber/v1` (docs/capture.md):
 //! capture, and bundle list, inspect, remove, prune, search, files, cat,
-//! diff, export, import.
+//! diff, core, export, import.
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
@@ -104,12 +104,19 @@ pub async fn cat(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }
 
-/// `GET /amber/v1/bundles/diff?a=&b=`.
+/// `GET /amber/v1/bundles/diff?a=&b=`, or `?a=&live=1`: bundle `a`
+/// against the live containers.
 pub async fn diff(State(e): State<AppState>, uri: Uri) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     let a = required(&q, "a")?;
-    let b = required(&q, "b")?;
-    Ok(Json(blocking(move || e.bundle_diff(&a, &b)).await?).into_response())
+    let b = q.get("b").filter(|v| !v.is_empty()).map(String::from);
+    let v = match (b, q.flag("live")) {
+        (Some(b), false) => blocking(move || e.bundle_diff(&a, &b)).await?,
+        (None, true) => blocking(move || e.bundle_diff_live(&a)).await?,
+        (Some(_), true) => return Err(ApiError::bad_request("give b or live=1, not both")),
+        (None, false) => return Err(ApiError::bad_request("missing query parameter b")),
+    };
+    Ok(Json(v).into_response())
 }
 
 fn required(q: &Query, key: &str) -> Result<String, ApiError> {
@@ -143,6 +150,39 @@ pub async fn export(
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response())
+}
+
+/// `GET /amber/v1/bundles/{id}/core?container=&pid=`: a stored core dump
+/// (an ELF core file), streamed.
+pub async fn core(
+    State(e): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Response, ApiError> {
+    let q = Query::of(&uri);
+    let container = required(&q, "container")?;
+    let pid_text = required(&q, "pid")?;
+    let pid: i32 = pid_text
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("bad pid {pid_text:?}: expected a number")))?;
+    let e2 = e.clone();
+    let dump = blocking(move || e2.bundle_core(&id, &container, pid)).await?;
+    let size = dump.size;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = e.write_bundle_core(&dump, out) {
+            tracing::warn!(error = %err, "core download ended early");
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
             (header::CONTENT_LENGTH, size.to_string()),
         ],
         channel_body(rx),

@@ -109,6 +109,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         )
         .route("/amber/v1/bundles/{id}/files", get(capture::files))
         .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
+        .route("/amber/v1/bundles/{id}/core", get(capture::core))
         .route("/amber/v1/bundles/{id}/export", get(capture::export))
         .route("/amber/v1/bundles/{id}/restore", post(capture::restore))
         .route("/amber/v1/baselines", post(capture::create_baseline))

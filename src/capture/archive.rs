@@ -727,6 +727,8 @@ fn containers_of(
             f.chunks.iter().try_for_each(need)?;
         }
         c.log.chunks.iter().try_for_each(need)?;
+        let cores = c.cores.iter().flat_map(|k| &k.processes);
+        cores.flat_map(|d| &d.chunks).try_for_each(need)?;
         out.push(IndexedContainer { files });
     }
     Ok(out)

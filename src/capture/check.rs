@@ -1,5 +1,5 @@
 //! The bundle part of `amber system check`: every bundle's manifest loads,
-//! every blob it names (file lists, file chunks, log chunks) is indexed as
+//! every blob it names (file lists, file, log and core chunks) is indexed as
 //! the bundle's, and no bundle blob is left referenced by no bundle.
 
 use std::collections::{BTreeSet, HashMap};
@@ -42,6 +42,12 @@ pub fn check(store: &Store) -> Result<Vec<String>, CaptureError> {
             let mut named: Vec<&Digest> = vec![&c.files];
             named.extend(&c.log.chunks);
             named.extend(c.volumes.iter().filter_map(|v| v.files.as_ref()));
+            named.extend(
+                c.cores
+                    .iter()
+                    .flat_map(|k| &k.processes)
+                    .flat_map(|d| &d.chunks),
+            );
             let files = match super::volumes::stored_files(store, c) {
                 Ok(f) => f,
                 Err(e) => {

@@ -1,6 +1,7 @@
-//! `bundle diff A B`: per container, files added/removed/changed, config
-//! and environment changes, processes that appeared or vanished, ports and
-//! the log lines new in B.
+//! `bundle diff A B` (and `bundle diff A` against the live containers):
+//! per container, files added/removed/changed, config and environment
+//! changes, processes that appeared or vanished, ports and the log lines
+//! new in B.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,13 +33,53 @@ pub fn diff(store: &Store, a: &Manifest, b: &Manifest) -> Result<Value, CaptureE
     Ok(json!({"a": a.id, "b": b.id, "containers": out}))
 }
 
+/// One side of a container diff: a captured container, or a live one read
+/// without storing anything.
+pub struct Side<'a> {
+    /// Container name.
+    pub name: &'a str,
+    /// Docker's status word.
+    pub status: &'a str,
+    /// The inspect document.
+    pub inspect: &'a Value,
+    /// Process entries (as in the manifest).
+    pub processes: &'a [Value],
+    /// The writable layer's file list.
+    pub files: Vec<FileEntry>,
+    /// The log bytes (JSON lines).
+    pub log: Vec<u8>,
+}
+
+impl<'a> Side<'a> {
+    /// A captured container, its file list and log read from the store.
+    pub fn captured(store: &Store, c: &'a ContainerCapture) -> Result<Side<'a>, CaptureError> {
+        Ok(Side {
+            name: &c.name,
+            status: &c.status,
+            inspect: &c.inspect,
+            processes: &c.processes,
+            files: super::volumes::stored_files(store, c)?,
+            log: read::log(store, c)?,
+        })
+    }
+}
+
 fn container_diff(
     store: &Store,
     a: &ContainerCapture,
     b: &ContainerCapture,
 ) -> Result<Value, CaptureError> {
-    let fa = by_path(super::volumes::stored_files(store, a)?);
-    let fb = by_path(super::volumes::stored_files(store, b)?);
+    Ok(compare(
+        Side::captured(store, a)?,
+        Side::captured(store, b)?,
+    ))
+}
+
+/// Files added/removed/changed, config, env, processes, ports and the log
+/// lines new in `b`.
+pub fn compare(a: Side<'_>, b: Side<'_>) -> Value {
+    let fa = by_path(a.files);
+    let fb = by_path(b.files);
     let mut added = Vec::new();
     let mut removed = Vec::new();
     let mut changed = Vec::new();
@@ -56,17 +97,18 @@ fn container_diff(
             removed.push(json!({"path": format!("/{p}"), "kind": f.kind, "size": f.size}));
         }
     }
-    Ok(json!({
+    let (ca, cb) = (&a.inspect["Config"], &b.inspect["Config"]);
+    json!({
         "name": b.name,
         "change": "changed",
         "status": {"a": a.status, "b": b.status},
         "files": {"added": added, "removed": removed, "changed": changed},
-        "config": config_changes(&a.inspect["Config"], &b.inspect["Config"]),
-        "env": set_diff(&strings(&a.inspect["Config"]["Env"]), &strings(&b.inspect["Config"]["Env"])),
-        "processes": process_diff(a, b),
+        "config": config_changes(ca, cb),
+        "env": set_diff(&strings(&ca["Env"]), &strings(&cb["Env"])),
+        "processes": process_diff(a.processes, b.processes),
         "ports": {"a": a.inspect["NetworkSettings"]["Ports"], "b": b.inspect["NetworkSettings"]["Ports"]},
-        "new_log_lines": new_log_lines(&read::log(store, a)?, &read::log(store, b)?),
-    }))
+        "new_log_lines": new_log_lines(&a.log, &b.log),
+    })
 }
 
 fn by_path(list: Vec<FileEntry>) -> BTreeMap<String, FileEntry> {
@@ -115,10 +157,10 @@ fn set_diff(a: &[String], b: &[String]) -> Value {
     })
 }
 
-fn process_diff(a: &ContainerCapture, b: &ContainerCapture) -> Value {
+fn process_diff(a: &[Value], b: &[Value]) -> Value {
     let cmd = |p: &Value| strings(&p["cmdline"]).join(" ");
-    let pa: Vec<String> = a.processes.iter().map(cmd).collect();
-    let pb: Vec<String> = b.processes.iter().map(cmd).collect();
+    let pa: Vec<String> = a.iter().map(cmd).collect();
+    let pb: Vec<String> = b.iter().map(cmd).collect();
     let d = set_diff(&pa, &pb);
     json!({"appeared": d["added"], "vanished": d["removed"]})
 }

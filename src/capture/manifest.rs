@@ -78,6 +78,10 @@ pub struct ContainerCapture {
     /// Content of its volumes and bind mounts (`capture --volumes`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeCapture>,
+    /// Core dumps of its processes (`capture --core`); absent when not
+    /// asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<CoreDumps>,
 }
 
 /// The content of one volume or bind mount of a container.
@@ -103,6 +107,42 @@ pub struct VolumeCapture {
     /// Why the content was not kept (over the size cap, unreadable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+}
+
+/// The core dumps of one container's processes (`capture --core`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CoreDumps {
+    /// Why no core at all was taken (gcore not found, container paused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// One entry per process of the container.
+    #[serde(default)]
+    pub processes: Vec<CoreDump>,
+}
+
+/// The core dump of one process: an ELF core file that gdb loads, stored
+/// in chunks of [`FILE_CHUNK`] bytes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CoreDump {
+    /// Host pid.
+    pub pid: i32,
+    /// Pid in the container's pid namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ns_pid: Option<i32>,
+    /// The executable, as the container sees it (`/proc/PID/exe`).
+    #[serde(default)]
+    pub exe: String,
+    /// Size of the core file in bytes.
+    pub size: u64,
+    /// sha256 of the whole core file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Content chunks, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chunks: Vec<Digest>,
+    /// Why this process has no core (gcore failed, timed out, too big).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A chunked byte stream (the log).

@@ -15,6 +15,7 @@
 
 pub mod archive;
 pub mod check;
+pub mod coredump;
 pub mod diff;
 pub mod index;
 pub mod manifest;
@@ -27,7 +28,10 @@ pub mod volumes;
 pub mod walk;
 
 pub use index::{BundleSummary, IndexedContainer, LogLine};
-pub use manifest::{ContainerCapture, FileEntry, LogRef, Manifest, VolumeCapture, FORMAT_VERSION};
+pub use manifest::{
+    ContainerCapture, CoreDump, CoreDumps, FileEntry, LogRef, Manifest, VolumeCapture,
+    FORMAT_VERSION,
+};
 pub use sink::BlobSink;
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::manifest::{ContainerCapture, FileEntry, Manifest};
+use super::manifest::{ContainerCapture, CoreDump, FileEntry, Manifest};
 use super::{index, CaptureError};
 use crate::store::Store;
 use crate::types::Digest;
@@ -82,4 +82,40 @@ pub fn log(store: &Store, c: &ContainerCapture) -> Result<Vec<u8>, CaptureError>
     let mut out = Vec::with_capacity(c.log.size as usize);
     super::read_chunks(store, &c.log.chunks, &mut out)?;
     Ok(out)
+}
+
+/// The core dump of one process of a bundle's container, by host pid or,
+/// when no host pid matches, by its pid in the container's namespace.
+pub fn core<'m>(m: &'m Manifest, name: &str, pid: i32) -> Result<&'m CoreDump, CaptureError> {
+    let c = container(m, name)?;
+    let Some(cores) = &c.cores else {
+        return Err(CaptureError::NotFound(format!(
+            "bundle {} has no core dumps of {} (capture with --core)",
+            m.id, c.name
+        )));
+    };
+    let found = cores
+        .processes
+        .iter()
+        .find(|d| d.pid == pid)
+        .or_else(|| cores.processes.iter().find(|d| d.ns_pid == Some(pid)));
+    let Some(d) = found else {
+        let have: Vec<String> = cores.processes.iter().map(|d| d.pid.to_string()).collect();
+        let why = match (&cores.error, have.is_empty()) {
+            (Some(e), _) => format!(" ({e})"),
+            (None, true) => " (it had no processes)".to_string(),
+            (None, false) => format!(" (pids: {})", have.join(", ")),
+        };
+        return Err(CaptureError::NotFound(format!(
+            "bundle {} has no core of pid {pid} in {}{why}",
+            m.id, c.name
+        )));
+    };
+    match &d.error {
+        Some(e) => Err(CaptureError::NotFound(format!(
+            "bundle {} has no core of pid {pid} in {}: {e}",
+            m.id, c.name
+        ))),
+        None => Ok(d),
+    }
 }

@@ -1,5 +1,6 @@
 //! Writes a capture's blobs into the shared store and remembers what the
-//! bundle references and what it added (the "new bytes" figure).
+//! bundle references and what it added (the "new bytes" figure). A dry
+//! sink only hashes (`bundle diff` against the live containers).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -18,6 +19,8 @@ pub struct BlobSink<'a> {
     pub new_bytes: u64,
     /// The blobs this capture wrote.
     new: BTreeSet<Digest>,
+    /// Only hash, never write (a live diff's throwaway capture).
+    dry: bool,
 }
 
 impl<'a> BlobSink<'a> {
@@ -28,12 +31,25 @@ impl<'a> BlobSink<'a> {
             blobs: BTreeMap::new(),
             new_bytes: 0,
             new: BTreeSet::new(),
+            dry: false,
+        }
+    }
+
+    /// A sink that computes digests and writes nothing, so a capture
+    /// through it leaves no trace in the store.
+    pub fn dry(store: &'a Store) -> BlobSink<'a> {
+        BlobSink {
+            dry: true,
+            ..BlobSink::new(store)
         }
     }
 
     /// Store one blob (or find it there) and reference it.
     pub fn put(&mut self, data: &[u8], media_type: &'static str) -> Result<Digest, CaptureError> {
-        let (digest, new) = self.store.put_blob_unindexed(data)?;
+        let (digest, new) = match self.dry {
+            true => (Digest::of(data), false),
+            false => self.store.put_blob_unindexed(data)?,
+        };
         if new && self.new.insert(digest.clone()) {
             self.new_bytes += data.len() as u64;
         }

@@ -2,6 +2,29 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Whether to show progress: not asked to be quiet, and both standard
+/// output (a script reads it when it is not a terminal) and standard error
+/// (where the bar is drawn) are terminals.
+pub fn wanted(quiet: bool) -> bool {
+    use std::io::IsTerminal;
+    !quiet && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+}
+
+/// A spinner with a message and the elapsed time, for a step the daemon
+/// does not report progress of; it ticks by itself until finished.
+pub fn spinner(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    // invariant: the template is valid.
+    let style =
+        ProgressStyle::with_template("{msg} {spinner} {elapsed}").expect("valid progress template");
+    bar.set_style(style);
+    bar.set_message(label.to_string());
+    // Drawn at once, however quick the step.
+    bar.tick();
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
+}
+
 /// A byte-counting bar: with a known total a bar and ETA, else a spinner
 /// with the count and rate.
 pub fn bytes_bar(label: &str, total: Option<u64>) -> ProgressBar {

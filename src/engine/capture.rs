@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use super::capture_core::core_report;
 use super::{lock, ContainerView, Engine, EngineError};
 use crate::capture::{self, BlobSink, CaptureError, ContainerCapture, IndexedContainer, Manifest};
 use crate::runtime::{self, Cgroup, Status};
@@ -67,6 +68,8 @@ pub struct CaptureOptions {
     /// [`capture::volumes::DEFAULT_MAX_SIZE`]); a bigger one is recorded as
     /// skipped.
     pub volumes_max_size: Option<u64>,
+    /// Take a core dump of each process of running containers (gcore).
+    pub core: bool,
 }
 
 impl From<CaptureError> for EngineError {
@@ -214,12 +217,11 @@ impl Engine {
         sink: &mut BlobSink<'_>,
         opts: &CaptureOptions,
     ) -> Result<(ContainerCapture, IndexedContainer, Value), EngineError> {
-        let no_pause = opts.no_pause;
         let id = &v.rec.id;
         let dir = self.store.container_dir(id);
         let inspect = self.inspect_container(id)?;
         let cache = capture::stat_cache(&self.store, id);
-        let freeze = v.state.status == Status::Running && !no_pause;
+        let freeze = v.state.status == Status::Running && !opts.no_pause;
         let t0 = Instant::now();
         let mounts = if opts.volumes {
             capture::volumes::mounts_of(&inspect, |n| {
@@ -267,6 +269,11 @@ impl Engine {
             .iter()
             .filter_map(|p| capture::procs::process(*p, &names))
             .collect();
+        // After the frozen walk: ptrace cannot attach to a frozen task.
+        let cores = opts
+            .core
+            .then(|| self.core_dumps(v, &processes, sink))
+            .transpose()?;
         let entry = ContainerCapture {
             id: id.clone(),
             name: v.rec.name.clone(),
@@ -283,8 +290,9 @@ impl Engine {
             sockets: Value::Array(sockets),
             cgroup: self.cgroup_state(id, &dir, live),
             volumes,
+            cores,
         };
-        let report = json!({
+        let mut report = json!({
             "Id": id, "Name": v.rec.name, "Status": entry.status, "Frozen": freeze,
             "FrozenMs": if freeze { frozen_ms } else { 0 }, "Files": files.len(),
             "FilesRead": stats.read, "FilesReused": stats.reused,
@@ -293,6 +301,9 @@ impl Engine {
                 "Files": v.file_count, "Skipped": v.skipped,
             })).collect::<Vec<_>>(),
         });
+        if let Some(c) = &entry.cores {
+            report["Cores"] = core_report(c);
+        }
         Ok((entry, IndexedContainer { files }, report))
     }
 

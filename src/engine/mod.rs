@@ -8,6 +8,8 @@
 mod baseline;
 mod build;
 mod capture;
+mod capture_core;
+mod capture_live;
 mod commit;
 mod containers;
 mod digest_cache;

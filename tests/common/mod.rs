@@ -126,6 +126,11 @@ impl Daemon {
 
     /// (Re)start the daemon process on the same root and socket.
     pub fn spawn(&mut self) {
+        self.spawn_with_env(&[]);
+    }
+
+    /// (Re)start the daemon process with extra environment variables.
+    pub fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::File::options()
             .create(true)
             .append(true)
@@ -151,6 +156,7 @@ impl Daemon {
                 &["--config-file", "/nonexistent/amber-test-daemon.json"][..]
             })
             .args(&self.extra_args)
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

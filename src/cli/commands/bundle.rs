@@ -1,4 +1,4 @@
-//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff`.
+//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff|core`.
 
 use std::io::Write;
 
@@ -27,8 +27,11 @@ pub enum Command {
     Files(FilesArgs),
     /// Print a captured file: `bundle cat ID CONTAINER:PATH`.
     Cat(CatArgs),
-    /// Compare two bundles: files, config, env, processes, ports, new log lines.
+    /// Compare two bundles, or a bundle with the live containers: files,
+    /// config, env, processes, ports, new log lines.
     Diff(DiffArgs),
+    /// List a container's core dumps (`capture --core`), or write one out.
+    Core(super::bundle_core::CoreArgs),
     /// Write a bundle as one self-describing tar.
     Export(super::bundle_archive::ExportArgs),
     /// Import a bundle archive (verified before it becomes visible).
@@ -108,13 +111,15 @@ pub struct CatArgs {
     pub target: String,
 }
 
-/// Compare two bundles.
+/// Compare two bundles; with one, compare it with the current state of
+/// its containers (the same ID, else the same name), like `git diff REV`.
+/// Nothing is stored and nothing is frozen.
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
     /// The older bundle.
     pub a: String,
-    /// The newer bundle.
-    pub b: String,
+    /// The newer bundle (the live containers when omitted).
+    pub b: Option<String>,
     /// `json` for tools.
     #[arg(long)]
     pub format: Option<String>,
@@ -163,6 +168,7 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Files(a) => files(c, a).await,
         Command::Cat(a) => cat(c, a).await,
         Command::Diff(a) => diff(c, a).await,
+        Command::Core(a) => super::bundle_core::run(c, a).await,
         Command::Export(a) => super::bundle_archive::export(c, a).await,
         Command::Import(a) => super::bundle_archive::import(c, a).await,
     }
@@ -300,29 +306,39 @@ async fn cat(c: &Client, a: CatArgs) -> anyhow::Result<i32> {
 }
 
 async fn diff(c: &Client, a: DiffArgs) -> anyhow::Result<i32> {
+    let json = json_only(a.format.as_deref())?;
+    let other = match &a.b {
+        Some(b) => format!("b={}", enc(b)),
+        None => "live=1".to_string(),
+    };
     let v: Value = c
-        .get(&format!(
-            "/amber/v1/bundles/diff?a={}&b={}",
-            enc(&a.a),
-            enc(&a.b)
-        ))
+        .get(&format!("/amber/v1/bundles/diff?a={}&{other}", enc(&a.a)))
         .await?;
-    if json_only(a.format.as_deref())? {
+    if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
+    let live = a.b.is_none();
     for ct in v["containers"].as_array().into_iter().flatten() {
-        print_container_diff(ct);
+        print_container_diff(ct, live);
     }
     Ok(0)
 }
 
-fn print_container_diff(ct: &Value) {
+fn print_container_diff(ct: &Value, live: bool) {
     let name = ct["name"].as_str().unwrap_or_default();
-    match ct["change"].as_str() {
-        Some("added") => return println!("container {name}: only in B"),
-        Some("removed") => return println!("container {name}: only in A"),
+    match (ct["change"].as_str(), live) {
+        (Some("added"), _) => return println!("container {name}: only in B"),
+        (Some("removed"), false) => return println!("container {name}: only in A"),
+        (Some("removed"), true) => return println!("container {name}: no longer exists"),
         _ => println!("container {name}:"),
+    }
+    if let Some(id) = ct["recreated"]["b"].as_str() {
+        println!("  recreated: now container {id}");
+    }
+    if ct["status"]["a"] != ct["status"]["b"] {
+        let s = |k: &str| ct["status"][k].as_str().unwrap_or_default().to_string();
+        println!("  status: {} -> {}", s("a"), s("b"));
     }
     let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     for f in list(&ct["files"]["added"]) {

@@ -22,7 +22,8 @@ pub struct ExportArgs {
     /// Leave the containers' images out (the importing host must have them).
     #[arg(long)]
     pub no_images: bool,
-    /// No progress bar.
+    /// No progress bar (there is one only when standard output and
+    /// standard error are terminals).
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -33,7 +34,8 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// The archive (standard input when omitted).
     pub file: Option<String>,
-    /// No progress bar.
+    /// No progress bar (there is one only when reading a FILE and standard
+    /// output and standard error are terminals).
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -55,8 +57,7 @@ pub async fn export(c: &Client, args: ExportArgs) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("cannot create {}", partial.display()))?;
     let mut out = tokio::io::BufWriter::with_capacity(4 << 20, file);
-    let bar = (!args.quiet && std::io::stderr().is_terminal())
-        .then(|| progress::bytes_bar("Exporting", total));
+    let bar = progress::wanted(args.quiet).then(|| progress::bytes_bar("Exporting", total));
     let mut body = resp.into_body();
     let copied = async {
         let mut n = 0u64;
@@ -99,8 +100,7 @@ pub async fn import(c: &Client, args: ImportArgs) -> anyhow::Result<i32> {
                 .await
                 .with_context(|| format!("cannot open {f}"))?;
             let len = file.metadata().await.ok().map(|m| m.len());
-            let show = !args.quiet && std::io::stderr().is_terminal();
-            match show.then(|| progress::bytes_bar("Importing", len)) {
+            match progress::wanted(args.quiet).then(|| progress::bytes_bar("Importing", len)) {
                 Some(bar) => stream_body(bar.wrap_async_read(file)),
                 None => stream_body(file),
             }
@@ -126,7 +126,7 @@ pub async fn import(c: &Client, args: ImportArgs) -> anyhow::Result<i32> {
 }
 
 /// `dir/.name.partial`: the archive is renamed into place only when whole.
-fn partial_path(f: &Path) -> PathBuf {
+pub(super) fn partial_path(f: &Path) -> PathBuf {
     let name = f
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::cli::client::{read_all, Client};
 use crate::cli::output::human_size;
+use crate::cli::progress;
 
 /// Capture containers (configuration, writable layer, log, processes,
 /// sockets, cgroup and network state) into a new bundle and print its ID.
@@ -33,13 +34,27 @@ pub struct Args {
     /// recorded but its content is not kept (default 1g).
     #[arg(long, value_name = "SIZE")]
     pub volumes_max_size: Option<String>,
+    /// Also keep a core dump of each process of running containers (with
+    /// gcore from gdb; a warning says why when there is none).
+    #[arg(long)]
+    pub core: bool,
     /// `json` prints the summary (ID, sizes, new bytes, per container).
     #[arg(long)]
     pub format: Option<String>,
+    /// No progress spinner and no summary line on standard error (the ID,
+    /// or the JSON summary, is still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// Run it.
 pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
+    // Checked before anything is captured.
+    let json_out = match args.format.as_deref() {
+        None => false,
+        Some("json") => true,
+        Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
+    };
     let mut annotations = BTreeMap::new();
     for a in &args.annotate {
         let (k, v) = a
@@ -56,25 +71,42 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         "containers": args.containers, "all": args.all, "label": args.label,
         "annotations": annotations, "no_pause": args.no_pause,
         "volumes": args.volumes, "volumes_max_size": max,
+        "core": args.core,
     });
-    let resp = c.post_json("/amber/v1/capture", &body).await?;
-    let v: Value = serde_json::from_slice(&read_all(resp).await?)?;
-    match args.format.as_deref() {
-        Some("json") => println!("{}", serde_json::to_string_pretty(&v)?),
-        Some(other) => anyhow::bail!("unsupported --format {other:?}: use json"),
-        None => {
-            println!("{}", v["Id"].as_str().unwrap_or_default());
-            for c in v["Containers"].as_array().into_iter().flatten() {
-                for m in c["Volumes"].as_array().into_iter().flatten() {
-                    if let Some(why) = m["Skipped"].as_str() {
-                        eprintln!(
-                            "warning: {}:{} not kept: {why}",
-                            c["Name"].as_str().unwrap_or_default(),
-                            m["Destination"].as_str().unwrap_or_default()
-                        );
-                    }
-                }
+    let what = match (args.all, args.containers.len()) {
+        (true, _) => "all containers".to_string(),
+        (false, 1) => args.containers[0].clone(),
+        (false, n) => format!("{n} containers"),
+    };
+    let bar = progress::wanted(args.quiet).then(|| progress::spinner(&format!("Capturing {what}")));
+    let answer = async {
+        let resp = c.post_json("/amber/v1/capture", &body).await?;
+        anyhow::Ok(serde_json::from_slice::<Value>(&read_all(resp).await?)?)
+    }
+    .await;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let v = answer?;
+    for w in core_warnings(&v) {
+        eprintln!("warning: --core: {w}");
+    }
+    for c in v["Containers"].as_array().into_iter().flatten() {
+        for m in c["Volumes"].as_array().into_iter().flatten() {
+            if let Some(why) = m["Skipped"].as_str() {
+                eprintln!(
+                    "warning: {}:{} not kept: {why}",
+                    c["Name"].as_str().unwrap_or_default(),
+                    m["Destination"].as_str().unwrap_or_default()
+                );
             }
+        }
+    }
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{}", v["Id"].as_str().unwrap_or_default());
+        if !args.quiet {
             eprintln!(
                 "captured {} container(s) in {} ms: {} referenced, {} new",
                 v["Containers"].as_array().map_or(0, Vec::len),
@@ -85,4 +117,49 @@ pub async fn run(c: &Client, args: Args) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Why cores are missing, from the summary: one line per distinct
+/// container-wide reason, one per process that has none.
+fn core_warnings(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in v["Containers"].as_array().into_iter().flatten() {
+        let cores = &c["Cores"];
+        if let Some(e) = cores["Error"].as_str() {
+            if !out.iter().any(|w| w == e) {
+                out.push(e.to_string());
+            }
+        }
+        for f in cores["Failed"].as_array().into_iter().flatten() {
+            out.push(format!(
+                "no core of pid {} in {}: {}",
+                f["Pid"],
+                c["Name"].as_str().unwrap_or_default(),
+                f["Error"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_warnings_say_each_reason_once() {
+        let v = json!({"Containers": [
+            {"Name": "a", "Cores": {"Error": "gcore not found; install gdb", "Failed": []}},
+            {"Name": "b", "Cores": {"Error": "gcore not found; install gdb", "Failed": []}},
+            {"Name": "c", "Cores": {"Error": null, "Failed": [{"Pid": 7, "Error": "gcore failed"}]}},
+            {"Name": "d"},
+        ]});
+        assert_eq!(
+            core_warnings(&v),
+            [
+                "gcore not found; install gdb",
+                "no core of pid 7 in c: gcore failed"
+            ]
+        );
+    }
 }

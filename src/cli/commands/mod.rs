@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod build;
 pub mod bundle;
 pub mod bundle_archive;
+pub mod bundle_core;
 pub mod capture;
 pub mod commit;
 pub mod container_opts;
