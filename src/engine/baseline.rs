@@ -24,6 +24,10 @@ use crate::store::StoreError;
 /// Prefix of a prepared upper dir's parent in a container's directory.
 const PREPARED_PREFIX: &str = "baseline-";
 
+/// Held while rollback copies are prepared or used: a rollback waits for
+/// the previous one's background preparation.
+static PREPARE_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Engine {
     /// `baseline create NAME`: capture, then prepare the rollback copies.
     pub fn create_baseline(&self, name: &str, opts: &CaptureOptions) -> Result<Value, EngineError> {
@@ -87,6 +91,7 @@ impl Engine {
 
     /// Remove the prepared copies of a baseline (when it is removed).
     pub(super) fn remove_prepared_uppers(&self, bundle_id: &str) {
+        let _prepared = super::lock(&PREPARE_LOCK);
         let Ok(recs) = self.store.list_containers() else {
             return;
         };
@@ -104,6 +109,7 @@ impl Engine {
     /// `rollback NAME [--prune]`.
     pub fn rollback(self: &Arc<Self>, name: &str, prune: bool) -> Result<Value, EngineError> {
         let t0 = Instant::now();
+        let _prepared = super::lock(&PREPARE_LOCK);
         let b = capture::index::resolve(&self.store, name)?;
         if b.baseline.as_deref() != Some(name) {
             return Err(EngineError::NotFound(format!("no such baseline: {name}")));
@@ -188,19 +194,38 @@ impl Engine {
         })?;
         let rollback_ms = t0.elapsed().as_millis() as u64;
         tracing::info!(baseline = name, bundle_id = %m.id, rollback_ms, "rolled back");
-        // Ready for the next rollback; the old upper dirs go.
-        let t1 = Instant::now();
-        for (c, id) in &reset {
-            self.prepare_upper(&m.id, c, id)?;
-        }
-        for t in trash {
-            let _ = std::fs::remove_dir_all(t);
-        }
+        // Ready for the next rollback, in the background (the next rollback
+        // or baseline waits for it through PREPARE_LOCK; a daemon killed
+        // meanwhile leaves only `tmp/` content, and a missing copy is made
+        // when needed); the old upper dirs go.
+        let engine = Arc::clone(self);
+        let bundle = m.clone();
+        let pairs: Vec<(String, String)> = reset
+            .iter()
+            .map(|(c, id)| (c.id.clone(), id.clone()))
+            .collect();
+        std::thread::spawn(move || {
+            let _guard = super::lock(&PREPARE_LOCK);
+            let t1 = Instant::now();
+            for (cid, id) in &pairs {
+                let Some(c) = bundle.containers.iter().find(|c| &c.id == cid) else {
+                    continue;
+                };
+                if let Err(e) = engine.prepare_upper(&bundle.id, c, id) {
+                    tracing::warn!(container_id = %id, error = %e, "could not prepare the next rollback copy");
+                }
+            }
+            for t in trash {
+                let _ = std::fs::remove_dir_all(t);
+            }
+            let prepare_ms = t1.elapsed().as_millis() as u64;
+            tracing::info!(bundle_id = %bundle.id, prepare_ms, "prepared the next rollback");
+        });
         Ok(json!({
             "Baseline": name, "Bundle": m.id,
             "Reset": reset.iter().map(|(c, _)| &c.name).collect::<Vec<_>>(),
             "Restored": restored, "Removed": removed,
-            "RollbackMs": rollback_ms, "PrepareMs": t1.elapsed().as_millis() as u64,
+            "RollbackMs": rollback_ms,
         }))
     }
 
