@@ -14,20 +14,7 @@ fn setup() -> Daemon {
     d
 }
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-/// Wait until the container's log holds `needle`.
-fn wait_log(d: &Daemon, name: &str, needle: &str) {
-    for _ in 0..200 {
-        if d.ok(&["logs", name]).contains(needle) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{name} never logged {needle:?}: {}", d.ok(&["logs", name]));
-}
+use common::json;
 
 fn blob_count(d: &Daemon) -> usize {
     d.entries("blobs/sha256").len()
@@ -50,7 +37,7 @@ fn capture_holds_files_log_processes_and_sockets() {
         "-c",
         "echo bye-done; echo finished > /s.txt",
     ]);
-    wait_log(&d, "web", "started-web");
+    d.wait_log("web", "started-web");
     // nc listens once the shell exec'd it.
     std::thread::sleep(std::time::Duration::from_millis(300));
 
@@ -195,7 +182,7 @@ fn second_capture_stores_only_the_changed_bytes() {
         "dd if=/dev/urandom of=/big bs=1M count=8 2>/dev/null; echo ready; \
          while true; do if [ -f /tick ]; then echo tick-$(cat /tick); rm /tick; fi; sleep 0.1; done",
     ]);
-    wait_log(&d, "big", "ready");
+    d.wait_log("big", "ready");
     let t = std::time::Instant::now();
     let a = json(&d.ok(&["capture", "big", "--format", "json"]));
     let first_ms = t.elapsed().as_millis();
@@ -215,7 +202,7 @@ fn second_capture_stores_only_the_changed_bytes() {
         "conv=notrunc",
     ]);
     d.ok(&["exec", "big", "sh", "-c", "echo 2 > /tick"]);
-    wait_log(&d, "big", "tick-2");
+    d.wait_log("big", "tick-2");
     let t = std::time::Instant::now();
     let b = json(&d.ok(&["capture", "big", "--format", "json"]));
     let second_ms = t.elapsed().as_millis();
@@ -302,7 +289,7 @@ fn restore_recreates_files_env_and_log() {
         "echo hello-app; echo state-1 > /state.txt; mkdir -p /d; ln -s /state.txt /d/l; rm /etc/group; \
          while true; do sleep 0.1; done",
     ]);
-    wait_log(&d, "app", "hello-app");
+    d.wait_log("app", "hello-app");
     d.ok(&[
         "exec",
         "app",
@@ -388,7 +375,7 @@ fn baseline_and_rollback() {
         &format!("echo base > /base.txt; echo up-w1; {lp}"),
     ]);
     d.ok(&["run", "-d", "--name", "w2", "busybox", "sh", "-c", lp]);
-    wait_log(&d, "w1", "up-w1");
+    d.wait_log("w1", "up-w1");
     let v = json(&d.ok(&[
         "baseline", "create", "clean", "w1", "w2", "--format", "json",
     ]));

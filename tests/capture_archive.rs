@@ -7,13 +7,9 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 
-use serde_json::Value;
-
 use common::Daemon;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use common::json;
 
 /// A daemon with one bundle of a stopped container; returns its ID.
 fn daemon_with_bundle() -> (Daemon, String) {

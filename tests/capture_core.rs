@@ -7,14 +7,11 @@ mod common;
 
 use std::process::Command;
 
-use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use common::Daemon;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use common::json;
 
 fn setup() -> Daemon {
     let d = Daemon::start();

@@ -8,19 +8,7 @@ use serde_json::Value;
 
 use common::Daemon;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn wait_log(d: &Daemon, name: &str, needle: &str) {
-    for _ in 0..200 {
-        if d.ok(&["logs", name]).contains(needle) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{name} never logged {needle:?}: {}", d.ok(&["logs", name]));
-}
+use common::json;
 
 fn container<'v>(v: &'v Value, name: &str) -> &'v Value {
     v["containers"]
@@ -63,7 +51,7 @@ fn diff_against_the_live_containers() {
         "run", "-d", "--name", "again", "-e", "MODE=one", "busybox", "sleep", "1000",
     ]);
     d.ok(&["create", "--name", "doomed", "busybox", "true"]);
-    wait_log(&d, "web", "ready");
+    d.wait_log("web", "ready");
     let id = d
         .ok(&["capture", "web", "again", "doomed"])
         .trim()
@@ -90,7 +78,7 @@ fn diff_against_the_live_containers() {
         "echo newer-content > /change.txt; rm /gone.txt; echo n > /new.txt; touch /tick",
     ]);
     d.ok(&["exec", "-d", "web", "sleep", "777"]);
-    wait_log(&d, "web", "tick-0");
+    d.wait_log("web", "tick-0");
     d.ok(&["rm", "-f", "again", "doomed"]);
     d.ok(&[
         "run", "-d", "--name", "again", "-e", "MODE=two", "busybox", "sleep", "999",

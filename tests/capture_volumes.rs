@@ -7,22 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Daemon;
-use serde_json::Value;
 
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn wait_for_log(d: &Daemon, name: &str, text: &str) {
-    let t = Instant::now();
-    while !d.ok(&["logs", name]).contains(text) {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{name} never logged {text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use common::json;
 
 #[test]
 fn volumes_are_kept_browsed_capped_and_restored() {
@@ -38,7 +24,7 @@ fn volumes_are_kept_browsed_capped_and_restored() {
         "echo hello > /data/index.html; mkdir -p /data/sub; head -c 4096 /dev/zero > /data/sub/zeros; \
          echo anon > /anon/a.txt; echo ready; exec sleep 1000",
     ]);
-    wait_for_log(&d, "web", "ready");
+    d.wait_log("web", "ready");
 
     // Without --volumes only the writable layer is kept.
     let plain = d.ok(&["capture", "web"]).trim().to_string();
@@ -182,7 +168,7 @@ fn rollback_resets_volumes_of_a_volume_baseline() {
             "-c",
             &format!("echo {n} > /own/who; echo base > /shared/state; echo ready; exec sleep 1000"),
         ]);
-        wait_for_log(&d, n, "ready");
+        d.wait_log(n, "ready");
     }
     d.ok(&["baseline", "create", "clean", "--all", "--volumes"]);
     for n in ["db", "app"] {

@@ -272,6 +272,20 @@ impl Daemon {
         self.ok(&["import", &tar, name]).trim().to_string()
     }
 
+    /// Wait until the container's log holds `needle` (10 s at most).
+    pub fn wait_log(&self, name: &str, needle: &str) {
+        for _ in 0..200 {
+            if self.ok(&["logs", name]).contains(needle) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{name} never logged {needle:?}: {}",
+            self.ok(&["logs", name])
+        );
+    }
+
     /// `amber system check` is clean.
     pub fn assert_check_clean(&self) {
         let out = self.amber(&["system", "check"]);
@@ -429,4 +443,9 @@ pub fn stderr(o: &Output) -> String {
 pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(data))
+}
+
+/// Parse JSON output, or fail the test showing it.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
