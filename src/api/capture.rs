@@ -14,7 +14,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::images::DrainOnDrop;
 use super::networks::blocking;
 use super::query::Query;
-use super::stream::{channel_body, ChannelWriter};
+use super::stream::sized_stream;
 use super::{ApiError, AppState};
 use crate::engine::{CaptureOptions, RestoreOptions};
 
@@ -139,22 +139,12 @@ pub async fn export(
         no_images: q.get("images").is_some_and(|v| matches!(v, "0" | "false")),
     };
     let plan = blocking(move || e2.plan_bundle_export(&id, &opts)).await?;
-    let size = plan.size;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
-        if let Err(err) = e.write_bundle_export(&plan, out) {
-            tracing::warn!(error = %err, "bundle export ended early");
-        }
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-tar".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        channel_body(rx),
-    )
-        .into_response())
+    Ok(sized_stream(
+        "application/x-tar",
+        plan.size,
+        "bundle export",
+        move |out| e.write_bundle_export(&plan, out),
+    ))
 }
 
 /// `GET /amber/v1/bundles/{id}/core?container=&pid=`: a stored core dump
@@ -172,22 +162,12 @@ pub async fn core(
         .map_err(|_| ApiError::bad_request(format!("bad pid {pid_text:?}: expected a number")))?;
     let e2 = e.clone();
     let dump = blocking(move || e2.bundle_core(&id, &container, pid)).await?;
-    let size = dump.size;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
-        if let Err(err) = e.write_bundle_core(&dump, out) {
-            tracing::warn!(error = %err, "core download ended early");
-        }
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        channel_body(rx),
-    )
-        .into_response())
+    Ok(sized_stream(
+        "application/octet-stream",
+        dump.size,
+        "core download",
+        move |out| e.write_bundle_core(&dump, out),
+    ))
 }
 
 /// `POST /amber/v1/bundles/import` with the archive as the body.

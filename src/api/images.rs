@@ -11,7 +11,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use axum::http::header;
 
 use super::query::Query;
-use super::stream::{channel_body, ChannelWriter};
+use super::stream::sized_stream;
 use super::{ApiError, AppState};
 use crate::engine::ImageFilters;
 use crate::store::{BlobCompression, ImportOptions, SaveFormat, SaveOptions};
@@ -211,22 +211,12 @@ async fn save(engine: AppState, names: Vec<String>, q: Query) -> Result<Response
     };
     let e2 = engine.clone();
     let plan = tokio::task::spawn_blocking(move || e2.plan_save(&names, &opts)).await??;
-    let size = plan.size;
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
-    tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
-        if let Err(err) = engine.write_save(&plan, out) {
-            tracing::warn!(error = %err, "save stream ended early");
-        }
-    });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-tar".to_string()),
-            (header::CONTENT_LENGTH, size.to_string()),
-        ],
-        channel_body(rx),
-    )
-        .into_response())
+    Ok(sized_stream(
+        "application/x-tar",
+        plan.size,
+        "save stream",
+        move |out| engine.write_save(&plan, out),
+    ))
 }
 
 /// `POST /images/load`: the body is the archive. The answer is the same

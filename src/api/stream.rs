@@ -210,6 +210,34 @@ pub fn channel_body(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Body {
     Body::from_stream(stream)
 }
 
+/// A response of known length whose body `write` produces on a blocking
+/// thread (through a 1 MiB buffer); an error after the headers went out
+/// ends the body early (the client sees a short read) and is logged as
+/// `what`.
+pub fn sized_stream<E: std::fmt::Display>(
+    content_type: &'static str,
+    size: u64,
+    what: &'static str,
+    write: impl FnOnce(std::io::BufWriter<ChannelWriter>) -> Result<(), E> + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    tokio::task::spawn_blocking(move || {
+        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        if let Err(err) = write(out) {
+            tracing::warn!(error = %err, "{what} ended early");
+        }
+    });
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (axum::http::header::CONTENT_LENGTH, size.to_string()),
+        ],
+        channel_body(rx),
+    )
+        .into_response()
+}
+
 /// A `Write` that feeds an HTTP body from a blocking thread.
 pub struct ChannelWriter(pub tokio::sync::mpsc::Sender<Vec<u8>>);
 
