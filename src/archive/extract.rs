@@ -27,11 +27,11 @@ use super::{compress, ArchiveError};
 use crate::types::Digest;
 
 /// OCI whiteout prefix.
-const WHITEOUT_PREFIX: &str = ".wh.";
+pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 /// Longest entry name accepted (PATH_MAX).
 const MAX_NAME: usize = 4096;
 /// OCI opaque-directory marker.
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The overlayfs xattr marking an opaque directory.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -477,19 +477,30 @@ const WRITEBACK_EVERY: u64 = 8 << 20;
 /// wrote (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, asynchronous), so the
 /// one `syncfs` that installs a layer finds most of a large file on disk
 /// already instead of flushing it all at the end.
-struct WritebackWriter {
+pub(crate) struct WritebackWriter {
     file: std::fs::File,
     written: u64,
     started: u64,
 }
 
 impl WritebackWriter {
-    fn new(file: std::fs::File) -> Self {
+    /// Wrap a file opened for writing.
+    pub(crate) fn new(file: std::fs::File) -> Self {
         WritebackWriter {
             file,
             written: 0,
             started: 0,
         }
+    }
+
+    /// The file, its writeback started.
+    pub(crate) fn into_file(self) -> std::fs::File {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `write`.
+        unsafe {
+            libc::sync_file_range(self.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+        self.file
     }
 }
 

@@ -12,15 +12,18 @@ mod hash;
 pub mod layer_tar;
 pub mod pgzip;
 pub mod split;
+mod validate;
 
 pub use compress::{decompress, is_compressed, Compression};
 pub(crate) use extract::sanitize as sanitize_path;
+pub(crate) use extract::WritebackWriter;
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;
 pub use layer_tar::{
     layer_diff_id, write_layer_compressed, write_layer_tar, HashingWriter, LayerCompression,
     LayerTarSummary,
 };
+pub use validate::check_layer;
 
 use std::path::PathBuf;
 

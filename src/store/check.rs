@@ -115,10 +115,18 @@ impl Store {
                 continue;
             };
             let dir = layers::layer_dir(&self.root, &d);
+            let pending = dir.join(super::unpack::PENDING_TAR);
+            // Not unpacked yet (deferred unpack): its tar must be intact.
             if !dir.join("diff").is_dir() {
-                report.problems.push(format!(
-                    "layer {row} is indexed but its directory is missing"
-                ));
+                if !pending.is_file() {
+                    report.problems.push(format!(
+                        "layer {row} is indexed but its directory is missing"
+                    ));
+                } else if !matches!(blobs::verify_file(&pending, &d), Ok(true)) {
+                    report.problems.push(format!(
+                        "the pending tar of layer {row} does not match its digest"
+                    ));
+                }
             }
             self.check_layer_files(&dir, row, report)?;
         }
@@ -147,7 +155,10 @@ impl Store {
         report: &mut CheckReport,
     ) -> Result<(), StoreError> {
         for name in read_dir_names(dir)? {
-            if name == "diff" || name == crate::archive::split::SPLIT_FILE {
+            if name == "diff"
+                || name == crate::archive::split::SPLIT_FILE
+                || name == super::unpack::PENDING_TAR
+            {
                 continue;
             }
             let digest = name
