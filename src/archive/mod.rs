@@ -13,10 +13,10 @@ pub mod layer_tar;
 pub mod pgzip;
 pub mod split;
 mod validate;
+mod writeback;
 
 pub use compress::{decompress, is_compressed, Compression};
 pub(crate) use extract::sanitize as sanitize_path;
-pub(crate) use extract::WritebackWriter;
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;
 pub use layer_tar::{
@@ -24,6 +24,7 @@ pub use layer_tar::{
     LayerTarSummary,
 };
 pub use validate::check_layer;
+pub(crate) use writeback::WritebackWriter;
 
 use std::path::PathBuf;
 

@@ -227,22 +227,7 @@ impl Store {
             tag,
         } = *image;
         let config_id = Digest::of(config_json);
-        let layer_descs = layers
-            .iter()
-            .map(|l| Descriptor::new(MediaType::ImageLayer, l.size, oci_digest(&l.diff_id)))
-            .collect::<Vec<_>>();
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(
-                MediaType::ImageConfig,
-                config_json.len() as u64,
-                oci_digest(&config_id),
-            ))
-            .layers(layer_descs)
-            .build()
-            .map_err(spec_err)?;
-        let manifest_json = serde_json::to_vec(&manifest).map_err(json_err)?;
+        let manifest_json = manifest_json(config_json, &config_id, layers)?;
         let staged = blobs::stage(&self.root, &self.tmp, &[config_json, &manifest_json])?;
         // invariant: `stage` gives one digest per blob given, two here.
         let manifest_id = staged.digests[1].clone();
@@ -276,6 +261,30 @@ impl Store {
         tracing::info!(image_id = %config_id, "image created");
         Ok(config_id)
     }
+}
+
+/// The OCI manifest of an image.
+fn manifest_json(
+    config_json: &[u8],
+    config_id: &Digest,
+    layers: &[NewLayer],
+) -> Result<Vec<u8>, StoreError> {
+    let layer_descs = layers
+        .iter()
+        .map(|l| Descriptor::new(MediaType::ImageLayer, l.size, oci_digest(&l.diff_id)))
+        .collect::<Vec<_>>();
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_json.len() as u64,
+            oci_digest(config_id),
+        ))
+        .layers(layer_descs)
+        .build()
+        .map_err(spec_err)?;
+    serde_json::to_vec(&manifest).map_err(json_err)
 }
 
 /// Our digest as oci-spec's type.
