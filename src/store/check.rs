@@ -116,16 +116,24 @@ impl Store {
             };
             let dir = layers::layer_dir(&self.root, &d);
             let pending = dir.join(super::unpack::PENDING_TAR);
-            // Not unpacked yet (deferred unpack): its tar must be intact.
-            if !dir.join("diff").is_dir() {
-                if !pending.is_file() {
-                    report.problems.push(format!(
+            let unpacked = || dir.join("diff").is_dir();
+            if !unpacked() {
+                // Not unpacked yet (deferred unpack): its tar must be intact.
+                let problem = if !pending.is_file() {
+                    Some(format!(
                         "layer {row} is indexed but its directory is missing"
-                    ));
+                    ))
                 } else if !matches!(blobs::verify_file(&pending, &d), Ok(true)) {
-                    report.problems.push(format!(
+                    Some(format!(
                         "the pending tar of layer {row} does not match its digest"
-                    ));
+                    ))
+                } else {
+                    None
+                };
+                // The background unpack may have finished meanwhile: it
+                // renames `diff/` in, then removes the tar.
+                if let Some(p) = problem.filter(|_| !unpacked()) {
+                    report.problems.push(p);
                 }
             }
             self.check_layer_files(&dir, row, report)?;

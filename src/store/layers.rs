@@ -43,7 +43,7 @@ pub(crate) fn syncfs(path: &Path) -> Result<(), StoreError> {
 /// exists, unpacked or pending, the staging copy is discarded.
 pub(crate) fn install(root: &Path, staging: &Path, diff_id: &Digest) -> Result<(), StoreError> {
     let dest = layer_dir(root, diff_id);
-    if dest.join("diff").is_dir() || dest.join(PENDING_TAR).is_file() {
+    if dest.join(PENDING_TAR).is_file() || dest.join("diff").is_dir() {
         remove_tree(staging);
         return Ok(());
     }
@@ -86,7 +86,7 @@ pub(crate) fn rename_pending(
     diff_id: &Digest,
 ) -> Result<(), StoreError> {
     let dest = layer_dir(root, diff_id);
-    if dest.join("diff").is_dir() || dest.join(PENDING_TAR).is_file() {
+    if dest.join(PENDING_TAR).is_file() || dest.join("diff").is_dir() {
         remove_tree(staging);
         return Ok(());
     }
@@ -136,6 +136,7 @@ impl super::Store {
             |r| r.get(0),
         )?;
         let dir = layer_dir(&self.root, diff_id);
-        Ok(n > 0 && (dir.join("diff").is_dir() || dir.join(PENDING_TAR).is_file()))
+        // The tar first: an unpack renames `diff/` in before removing it.
+        Ok(n > 0 && (dir.join(PENDING_TAR).is_file() || dir.join("diff").is_dir()))
     }
 }
