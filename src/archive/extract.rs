@@ -23,15 +23,16 @@ use tar::{Archive, Entry, EntryType};
 
 use super::hash::HashingReader;
 use super::split::{Recorder, RecordingReader};
+use super::writeback::WritebackWriter;
 use super::{compress, ArchiveError};
 use crate::types::Digest;
 
 /// OCI whiteout prefix.
-const WHITEOUT_PREFIX: &str = ".wh.";
+pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 /// Longest entry name accepted (PATH_MAX).
 const MAX_NAME: usize = 4096;
 /// OCI opaque-directory marker.
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// The overlayfs xattr marking an opaque directory.
 pub const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
@@ -212,13 +213,15 @@ impl Unpacker<'_> {
         match kind {
             EntryType::Directory => return self.directory(entry, &rel, &path),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                self.replace(&rel, &path)?;
+                let file = self.create_file(&rel, &path)?;
                 // Sparse entries' archived bytes are not the file's: keep
                 // them raw in the split.
                 if let (Some(r), false) = (&self.recorder, kind == EntryType::GNUSparse) {
                     r.file(&rel, entry.size())?;
                 }
-                self.regular(entry, &raw, &path)?;
+                let file = self.regular(entry, &raw, file)?;
+                // Metadata through the new file's descriptor: no path walk.
+                return apply_file_metadata(entry, &file, &path);
             }
             EntryType::Symlink => self.symlink(entry, &raw, &rel, &path)?,
             EntryType::Link => return self.hardlink(entry, &rel, &path),
@@ -322,20 +325,35 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    /// Create a new regular file at `path` (`O_EXCL | O_NOFOLLOW`: never
+    /// through a symlink). Whatever is there already is handled by
+    /// [`Unpacker::replace`] (an error when a tar-split is recorded), so
+    /// the common case costs one `openat`, no `stat`.
+    fn create_file(&mut self, rel: &Path, path: &Path) -> Result<std::fs::File, ArchiveError> {
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(path)
+        };
+        match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.replace(rel, path)?;
+                open().map_err(io_err("create", path))
+            }
+            r => r.map_err(io_err("create", path)),
+        }
+    }
+
     fn regular<R: Read>(
         &mut self,
         entry: &mut Entry<'_, R>,
         raw: &Path,
-        path: &Path,
-    ) -> Result<(), ArchiveError> {
+        file: std::fs::File,
+    ) -> Result<std::fs::File, ArchiveError> {
         let want = entry.size();
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(io_err("create", path))?;
         let mut file = WritebackWriter::new(file);
         let got = io::copy(entry, &mut file).map_err(|e| {
             if compress::is_truncation(&e) {
@@ -355,7 +373,7 @@ impl Unpacker<'_> {
                 want,
             });
         }
-        Ok(())
+        Ok(file.into_inner())
     }
 
     fn symlink<R: Read>(
@@ -470,60 +488,50 @@ impl Unpacker<'_> {
     }
 }
 
-/// Bytes written to a file before its writeback is started.
-const WRITEBACK_EVERY: u64 = 8 << 20;
-
-/// A file writer that starts the kernel's writeback of every 8 MiB it
-/// wrote (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, asynchronous), so the
-/// one `syncfs` that installs a layer finds most of a large file on disk
-/// already instead of flushing it all at the end.
-struct WritebackWriter {
-    file: std::fs::File,
-    written: u64,
-    started: u64,
-}
-
-impl WritebackWriter {
-    fn new(file: std::fs::File) -> Self {
-        WritebackWriter {
-            file,
-            written: 0,
-            started: 0,
-        }
-    }
-}
-
-impl io::Write for WritebackWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.written += n as u64;
-        if self.written - self.started >= WRITEBACK_EVERY {
-            use std::os::fd::AsRawFd;
-            // SAFETY: a plain syscall on a descriptor we own; a failure only
-            // means the writeback starts later, at syncfs.
-            unsafe {
-                libc::sync_file_range(
-                    self.file.as_raw_fd(),
-                    self.started as i64,
-                    (self.written - self.started) as i64,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                );
-            }
-            self.started = self.written;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
 fn apply_owner_xattrs<R: Read>(entry: &mut Entry<'_, R>, path: &Path) -> Result<(), ArchiveError> {
     let h = entry.header();
     let uid = h.uid().map_err(corrupt)? as u32;
     let gid = h.gid().map_err(corrupt)? as u32;
     std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(io_err("chown", path))?;
+    for (name, value) in archive_xattrs(entry)? {
+        xattr::set(path, &name, &value).map_err(io_err("set xattr on", path))?;
+    }
+    Ok(())
+}
+
+/// [`apply_metadata`] for a regular file just written, through its
+/// descriptor (`fchown`, `fsetxattr`, `fchmod`, `futimens`).
+fn apply_file_metadata<R: Read>(
+    entry: &mut Entry<'_, R>,
+    file: &std::fs::File,
+    path: &Path,
+) -> Result<(), ArchiveError> {
+    use std::os::fd::AsRawFd;
+    use xattr::FileExt as _;
+    let h = entry.header();
+    let uid = h.uid().map_err(corrupt)? as u32;
+    let gid = h.gid().map_err(corrupt)? as u32;
+    let mode = h.mode().map_err(corrupt)? & 0o7777;
+    let mtime = h.mtime().map_err(corrupt)?;
+    std::os::unix::fs::fchown(file, Some(uid), Some(gid)).map_err(io_err("chown", path))?;
+    for (name, value) in archive_xattrs(entry)? {
+        file.set_xattr(&name, &value)
+            .map_err(io_err("set xattr on", path))?;
+    }
+    // chmod after chown: chown clears setuid/setgid bits.
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err("set mode of", path))?;
+    let t = TimeSpec::new(mtime as i64, 0);
+    nix::sys::stat::futimens(file.as_raw_fd(), &t, &t).map_err(nix_err("set mtime of", path))
+}
+
+/// The PAX `SCHILY.xattr.*` attributes of an entry, without overlay's own
+/// (`trusted.overlay.*` come only from whiteout translation: an archive
+/// must not forge opaque dirs or redirects).
+fn archive_xattrs<R: Read>(
+    entry: &mut Entry<'_, R>,
+) -> Result<Vec<(String, Vec<u8>)>, ArchiveError> {
+    let mut out = Vec::new();
     if let Some(exts) = entry.pax_extensions().map_err(corrupt)? {
         for ext in exts {
             let ext = ext.map_err(corrupt)?;
@@ -531,15 +539,13 @@ fn apply_owner_xattrs<R: Read>(entry: &mut Entry<'_, R>, path: &Path) -> Result<
             let Some(name) = key.strip_prefix("SCHILY.xattr.") else {
                 continue;
             };
-            // Overlay's own xattrs come only from whiteout translation: an
-            // archive must not forge opaque dirs or redirects.
             if name.starts_with("trusted.overlay.") {
                 continue;
             }
-            xattr::set(path, name, ext.value_bytes()).map_err(io_err("set xattr on", path))?;
+            out.push((name.to_string(), ext.value_bytes().to_vec()));
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn apply_metadata<R: Read>(

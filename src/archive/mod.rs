@@ -12,6 +12,8 @@ mod hash;
 pub mod layer_tar;
 pub mod pgzip;
 pub mod split;
+mod validate;
+mod writeback;
 
 pub use compress::{decompress, is_compressed, Compression};
 pub(crate) use extract::sanitize as sanitize_path;
@@ -21,6 +23,8 @@ pub use layer_tar::{
     layer_diff_id, write_layer_compressed, write_layer_tar, HashingWriter, LayerCompression,
     LayerTarSummary,
 };
+pub use validate::check_layer;
+pub(crate) use writeback::WritebackWriter;
 
 use std::path::PathBuf;
 

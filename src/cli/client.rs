@@ -76,6 +76,9 @@ pub fn stream_body<R: tokio::io::AsyncRead + Send + 'static>(r: R) -> Body {
     StreamBody::new(s).boxed_unsync()
 }
 
+/// Requested send buffer of a connection to the daemon (see `connect`).
+const SEND_BUFFER: usize = 4 << 20;
+
 /// A client for one daemon.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -213,6 +216,12 @@ impl Client {
                 host: self.host.clone(),
                 reason: e.to_string(),
             })?;
+        // A larger send buffer lets a streamed body (load, import, build
+        // context) go in 1 MiB writes instead of ~200 KiB ones, each a
+        // wake-up of both ends; the kernel caps it at net.core.wmem_max, and
+        // a refusal only keeps the default.
+        let _ =
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::SndBuf, &SEND_BUFFER);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;

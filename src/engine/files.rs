@@ -33,7 +33,7 @@ impl Engine {
         let _guard = lock(&self.mount_lock);
         let image = self.store.image(&v.rec.image_id)?;
         let dir = self.store.container_dir(&v.rec.id);
-        let mut lowers = self.store.layer_dirs(&image);
+        let mut lowers = self.store.unpacked_layer_dirs(&image)?;
         lowers.reverse();
         let mount = TempMount::new(
             &lowers,
@@ -86,7 +86,7 @@ impl Engine {
     pub fn container_changes(&self, name: &str) -> Result<Vec<Change>, EngineError> {
         let v = self.container_view(name)?;
         let image = self.store.image(&v.rec.image_id)?;
-        let mut lowers = self.store.layer_dirs(&image);
+        let mut lowers = self.store.unpacked_layer_dirs(&image)?;
         lowers.reverse();
         let upper = self.store.container_dir(&v.rec.id).join("upper");
         Ok(hide_runtime_files(changes(&upper, &lowers)?))

@@ -117,7 +117,7 @@ impl Engine {
 
     fn create_options(&self, v: &ContainerView, hold: bool) -> Result<CreateOptions, EngineError> {
         let image = self.store.image(&v.rec.image_id)?;
-        let mut lower = self.store.layer_dirs(&image);
+        let mut lower = self.store.unpacked_layer_dirs(&image)?;
         lower.reverse();
         let dir = self.store.container_dir(&v.rec.id);
         let c = &v.spec.config;

@@ -150,6 +150,7 @@ impl Engine {
         });
         engine.init_networks()?;
         engine.recover()?;
+        engine.unpack_in_background(engine.store.pending_layers()?);
         engine.thaw_interrupted_captures();
         Ok(engine)
     }

@@ -306,7 +306,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let image = self.store.image(&v.rec.image_id)?;
         let rel = path.trim_start_matches('/');
-        for layer in self.store.layer_dirs(&image) {
+        for layer in self.store.unpacked_layer_dirs(&image)? {
             let src = layer.join(rel);
             if src.symlink_metadata().is_ok_and(|m| m.is_dir()) {
                 merge_layer_dir(&src, dest).map_err(|e| {

@@ -69,12 +69,31 @@ impl Engine {
         Ok(self.store.write_save(plan, out)?)
     }
 
-    /// `POST /images/load`.
+    /// `POST /images/load`. The new layers are unpacked in the background
+    /// once their verified tars are stored (see `store::unpack`).
     pub fn load_images<R: Read + Send + 'static>(
         &self,
         input: R,
     ) -> Result<LoadReport, EngineError> {
-        Ok(self.store.load(input)?)
+        let report = self.store.load(input)?;
+        self.unpack_in_background(report.layers_added.clone());
+        Ok(report)
+    }
+
+    /// Unpack pending layers on a thread of their own; a consumer that
+    /// needs one first waits for it (`Store::ensure_unpacked`).
+    pub(super) fn unpack_in_background(&self, layers: Vec<crate::types::Digest>) {
+        if layers.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        std::thread::spawn(move || {
+            for id in layers {
+                if let Err(e) = store.ensure_unpacked(&id) {
+                    tracing::error!(digest = %id, error = %e, "failed to unpack a loaded layer");
+                }
+            }
+        });
     }
 }
 

@@ -20,30 +20,95 @@ pub(crate) fn blob_path(root: &Path, digest: &Digest) -> PathBuf {
     blob_dir(root).join(digest.hex())
 }
 
-/// Write `data` as a blob; "already there" is success.
-pub(crate) fn put(root: &Path, tmp: &Path, data: &[u8]) -> Result<Digest, StoreError> {
-    let digest = Digest::of(data);
-    let dest = blob_path(root, &digest);
-    if dest.exists() {
-        return Ok(digest);
-    }
-    let staging = tmp.join(format!("blob-{}", super::random_hex(8)));
-    let write = || -> std::io::Result<()> {
-        let mut f = File::create(&staging)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&staging, &dest)?;
-        fsync_dir(dest.parent().unwrap_or(root))
+/// Blobs written to `tmp/` with their writeback started, not yet durable
+/// nor visible: [`StagedBlobs::sync`] then [`StagedBlobs::install`]. Staging
+/// files not installed are removed when this is dropped.
+pub(crate) struct StagedBlobs {
+    dir: PathBuf,
+    /// (staging file, destination) of the blobs the store did not have.
+    files: Vec<(PathBuf, PathBuf)>,
+    /// The digest of every blob given, in order.
+    pub digests: Vec<Digest>,
+}
+
+/// Write each of `datas` to `tmp/` as a blob to be installed. Several blobs
+/// staged together cost one journal commit for their contents and one for
+/// their names instead of two each.
+pub(crate) fn stage(root: &Path, tmp: &Path, datas: &[&[u8]]) -> Result<StagedBlobs, StoreError> {
+    let mut staged = StagedBlobs {
+        dir: blob_dir(root),
+        files: Vec::new(),
+        digests: Vec::new(),
     };
-    write().map_err(|source| {
-        let _ = fs::remove_file(&staging);
-        StoreError::Io {
-            op: "write blob",
-            path: dest.clone(),
-            source,
+    for data in datas {
+        let digest = Digest::of(data);
+        let dest = blob_path(root, &digest);
+        staged.digests.push(digest);
+        if dest.exists() || staged.files.iter().any(|(_, d)| d == &dest) {
+            continue;
         }
-    })?;
-    Ok(digest)
+        let staging = tmp.join(format!("blob-{}", super::random_hex(8)));
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&staging)?;
+            f.write_all(data)?;
+            super::start_writeback(&f);
+            Ok(())
+        };
+        let result = write();
+        staged.files.push((staging, dest.clone()));
+        result.map_err(|source| StoreError::Io {
+            op: "write blob",
+            path: dest,
+            source,
+        })?;
+    }
+    Ok(staged)
+}
+
+impl StagedBlobs {
+    /// Make the staged contents durable.
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        for (staging, dest) in &self.files {
+            File::open(staging)
+                .and_then(|f| f.sync_all())
+                .map_err(|source| StoreError::Io {
+                    op: "sync blob",
+                    path: dest.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Rename the synced blobs into place and make the names durable.
+    pub(crate) fn install(mut self) -> Result<(), StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                op: "install blob",
+                path,
+                source,
+            }
+        };
+        if self.files.is_empty() {
+            return Ok(());
+        }
+        for (staging, dest) in std::mem::take(&mut self.files) {
+            if let Err(e) = fs::rename(&staging, &dest) {
+                let _ = fs::remove_file(&staging);
+                return Err(io(&dest)(e));
+            }
+        }
+        fsync_dir(&self.dir).map_err(io(&self.dir))
+    }
+}
+
+impl Drop for StagedBlobs {
+    fn drop(&mut self) {
+        for (staging, _) in &self.files {
+            let _ = fs::remove_file(staging);
+        }
+    }
 }
 
 /// Read a whole blob, verifying its digest.

@@ -115,10 +115,26 @@ impl Store {
                 continue;
             };
             let dir = layers::layer_dir(&self.root, &d);
-            if !dir.join("diff").is_dir() {
-                report.problems.push(format!(
-                    "layer {row} is indexed but its directory is missing"
-                ));
+            let pending = dir.join(super::unpack::PENDING_TAR);
+            let unpacked = || dir.join("diff").is_dir();
+            if !unpacked() {
+                // Not unpacked yet (deferred unpack): its tar must be intact.
+                let problem = if !pending.is_file() {
+                    Some(format!(
+                        "layer {row} is indexed but its directory is missing"
+                    ))
+                } else if !matches!(blobs::verify_file(&pending, &d), Ok(true)) {
+                    Some(format!(
+                        "the pending tar of layer {row} does not match its digest"
+                    ))
+                } else {
+                    None
+                };
+                // The background unpack may have finished meanwhile: it
+                // renames `diff/` in, then removes the tar.
+                if let Some(p) = problem.filter(|_| !unpacked()) {
+                    report.problems.push(p);
+                }
             }
             self.check_layer_files(&dir, row, report)?;
         }
@@ -147,7 +163,10 @@ impl Store {
         report: &mut CheckReport,
     ) -> Result<(), StoreError> {
         for name in read_dir_names(dir)? {
-            if name == "diff" || name == crate::archive::split::SPLIT_FILE {
+            if name == "diff"
+                || name == crate::archive::split::SPLIT_FILE
+                || name == super::unpack::PENDING_TAR
+            {
                 continue;
             }
             let digest = name

@@ -77,6 +77,9 @@ impl Store {
         let dir = self.container_dir(container);
         let upper = dir.join("upper");
         let dest = layers::layer_dir(&self.root, &layer.diff_id);
+        // The same layer loaded and not unpacked yet: unpacked first, so the
+        // writable layer is never moved beside a pending tar.
+        self.ensure_unpacked(&layer.diff_id)?;
         let moved = !dest.join("diff").exists();
         let intent = Intent {
             diff_id: layer.diff_id.clone(),

@@ -228,7 +228,20 @@ impl Store {
         blobs::read(&self.root, id)
     }
 
-    /// The unpacked directories of an image's layers, bottom first.
+    /// The directories of an image's layers, bottom first, unpacked (waiting
+    /// for any deferred unpack): what a mount or a walk of the files needs.
+    pub fn unpacked_layer_dirs(
+        &self,
+        rec: &ImageRecord,
+    ) -> Result<Vec<std::path::PathBuf>, StoreError> {
+        for d in &rec.layers {
+            self.ensure_unpacked(d)?;
+        }
+        Ok(self.layer_dirs(rec))
+    }
+
+    /// The paths of an image's layer directories, bottom first, for display
+    /// (they may still be unpacking: see [`Store::unpacked_layer_dirs`]).
     pub fn layer_dirs(&self, rec: &ImageRecord) -> Vec<std::path::PathBuf> {
         rec.layers
             .iter()
@@ -310,7 +323,7 @@ impl Store {
                 deleted: Some(id.to_string()),
             });
             for layer in &freed {
-                layers::remove_visible(&self.tmp, &layers::layer_dir(&self.root, layer))?;
+                self.remove_layer_dir(layer)?;
                 out.push(DeleteItem {
                     untagged: None,
                     deleted: Some(layer.to_string()),

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::path::PathBuf;
 
 use oci_spec::image::{
     Arch, Config, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageManifestBuilder,
@@ -33,6 +34,19 @@ pub struct StagedLayer {
     pub dir: std::path::PathBuf,
     /// What it will be once installed.
     pub layer: NewLayer,
+}
+
+/// What a new image is made of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ImageParts<'a> {
+    /// The config JSON, as stored.
+    pub config_json: &'a [u8],
+    /// Its layers, bottom first.
+    pub layers: &'a [NewLayer],
+    /// The image it was built from.
+    pub parent: Option<&'a Digest>,
+    /// Its tag.
+    pub tag: Option<&'a Reference>,
 }
 
 /// A layer that has been unpacked and installed.
@@ -187,24 +201,52 @@ impl Store {
         tag: Option<&Reference>,
         rebase: Option<&str>,
     ) -> Result<Digest, StoreError> {
-        let config_id = blobs::put(&self.root, &self.tmp, config_json)?;
-        let layer_descs = layers
-            .iter()
-            .map(|l| Descriptor::new(MediaType::ImageLayer, l.size, oci_digest(&l.diff_id)))
-            .collect::<Vec<_>>();
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(
-                MediaType::ImageConfig,
-                config_json.len() as u64,
-                oci_digest(&config_id),
-            ))
-            .layers(layer_descs)
-            .build()
-            .map_err(spec_err)?;
-        let manifest_json = serde_json::to_vec(&manifest).map_err(json_err)?;
-        let manifest_id = blobs::put(&self.root, &self.tmp, &manifest_json)?;
+        let image = ImageParts {
+            config_json,
+            layers,
+            parent,
+            tag,
+        };
+        self.add_image_installing(&image, rebase, &[])
+    }
+
+    /// Write an image's config and manifest, install the staged pending
+    /// layers `pending` (from `stage_pending_layer`, writeback started),
+    /// then index it: one journal commit makes every new file's content
+    /// durable, one more every new name, before the row.
+    pub(crate) fn add_image_installing(
+        &self,
+        image: &ImageParts<'_>,
+        rebase: Option<&str>,
+        pending: &[(PathBuf, Digest)],
+    ) -> Result<Digest, StoreError> {
+        let ImageParts {
+            config_json,
+            layers,
+            parent,
+            tag,
+        } = *image;
+        let config_id = Digest::of(config_json);
+        let manifest_json = manifest_json(config_json, &config_id, layers)?;
+        let staged = blobs::stage(&self.root, &self.tmp, &[config_json, &manifest_json])?;
+        // invariant: `stage` gives one digest per blob given, two here.
+        let manifest_id = staged.digests[1].clone();
+        for (dir, _) in pending {
+            layers::sync_pending(dir)?;
+        }
+        staged.sync()?;
+        for (dir, diff_id) in pending {
+            layers::rename_pending(&self.root, dir, diff_id)?;
+        }
+        staged.install()?;
+        if !pending.is_empty() {
+            let root = layers::layer_root(&self.root);
+            super::fsync_dir(&root).map_err(|source| StoreError::Io {
+                op: "sync",
+                path: root,
+                source,
+            })?;
+        }
         let record = super::images::NewImage {
             id: &config_id,
             config_size: config_json.len(),
@@ -219,6 +261,30 @@ impl Store {
         tracing::info!(image_id = %config_id, "image created");
         Ok(config_id)
     }
+}
+
+/// The OCI manifest of an image.
+fn manifest_json(
+    config_json: &[u8],
+    config_id: &Digest,
+    layers: &[NewLayer],
+) -> Result<Vec<u8>, StoreError> {
+    let layer_descs = layers
+        .iter()
+        .map(|l| Descriptor::new(MediaType::ImageLayer, l.size, oci_digest(&l.diff_id)))
+        .collect::<Vec<_>>();
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_json.len() as u64,
+            oci_digest(config_id),
+        ))
+        .layers(layer_descs)
+        .build()
+        .map_err(spec_err)?;
+    serde_json::to_vec(&manifest).map_err(json_err)
 }
 
 /// Our digest as oci-spec's type.

@@ -70,6 +70,7 @@ impl Store {
     /// diff_id names; a layer that no longer reproduces its digest is an
     /// error (the store is damaged). Returns the length written.
     pub fn write_layer<W: Write>(&self, diff_id: &Digest, out: W) -> Result<u64, StoreError> {
+        self.ensure_unpacked(diff_id)?;
         let dir = layers::layer_dir(&self.root, diff_id);
         let diff = dir.join("diff");
         let split_path = dir.join(SPLIT_FILE);

@@ -5,6 +5,7 @@ use std::fs;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
+use super::unpack::PENDING_TAR;
 use super::StoreError;
 use crate::types::Digest;
 
@@ -37,15 +38,18 @@ pub(crate) fn syncfs(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Move a finished staging layer (`staging/diff` unpacked) into place.
-/// When the layer already exists the staging copy is discarded.
+/// Move a finished staging layer (`staging/diff` unpacked, or a pending
+/// `staging/layer.tar` already synced) into place. When the layer already
+/// exists, unpacked or pending, the staging copy is discarded.
 pub(crate) fn install(root: &Path, staging: &Path, diff_id: &Digest) -> Result<(), StoreError> {
     let dest = layer_dir(root, diff_id);
-    if dest.join("diff").is_dir() {
+    if dest.join(PENDING_TAR).is_file() || dest.join("diff").is_dir() {
         remove_tree(staging);
         return Ok(());
     }
-    syncfs(staging)?;
+    if !staging.join(PENDING_TAR).is_file() {
+        syncfs(staging)?;
+    }
     fs::rename(staging, &dest).map_err(|source| StoreError::Io {
         op: "install layer",
         path: dest.clone(),
@@ -54,6 +58,41 @@ pub(crate) fn install(root: &Path, staging: &Path, diff_id: &Digest) -> Result<(
     super::fsync_dir(&layer_root(root)).map_err(|source| StoreError::Io {
         op: "sync",
         path: layer_root(root),
+        source,
+    })
+}
+
+/// Make a staged pending layer's tar durable (see `store::unpack`).
+pub(crate) fn sync_pending(staging: &Path) -> Result<(), StoreError> {
+    let tar = staging.join(PENDING_TAR);
+    for p in [&tar, staging] {
+        fs::File::open(p)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| StoreError::Io {
+                op: "sync",
+                path: p.to_path_buf(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// Rename a synced pending layer into place (the caller syncs the layer
+/// directory before anything refers to it); when the layer already exists,
+/// unpacked or pending, the staging copy is discarded.
+pub(crate) fn rename_pending(
+    root: &Path,
+    staging: &Path,
+    diff_id: &Digest,
+) -> Result<(), StoreError> {
+    let dest = layer_dir(root, diff_id);
+    if dest.join(PENDING_TAR).is_file() || dest.join("diff").is_dir() {
+        remove_tree(staging);
+        return Ok(());
+    }
+    fs::rename(staging, &dest).map_err(|source| StoreError::Io {
+        op: "install layer",
+        path: dest.clone(),
         source,
     })
 }
@@ -88,13 +127,16 @@ pub(crate) fn remove_tree(dir: &Path) {
 }
 
 impl super::Store {
-    /// Whether the store holds the layer `diff_id` (row and directory).
+    /// Whether the store holds the layer `diff_id` (row, and directory or
+    /// pending tar).
     pub fn has_layer(&self, diff_id: &Digest) -> Result<bool, StoreError> {
         let n: i64 = self.db().query_row(
             "SELECT COUNT(*) FROM layers WHERE diff_id = ?1",
             [diff_id.to_string()],
             |r| r.get(0),
         )?;
-        Ok(n > 0 && layer_dir(&self.root, diff_id).join("diff").is_dir())
+        let dir = layer_dir(&self.root, diff_id);
+        // The tar first: an unpack renames `diff/` in before removing it.
+        Ok(n > 0 && (dir.join(PENDING_TAR).is_file() || dir.join("diff").is_dir()))
     }
 }

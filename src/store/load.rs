@@ -5,23 +5,25 @@
 //!
 //! One pass over the stream: small entries (configs, manifests) are kept in
 //! memory; each large entry is handed to its own thread that decompresses
-//! and unpacks it into `tmp/` while the reader hashes it and goes on to the
-//! next, so layers unpack in parallel with reading. A layer whose blob name
-//! is a digest the store already holds is only hashed, not unpacked. Every
-//! digest is verified (blob names, manifest descriptors, the config's
-//! diff_ids) before anything is installed; images become visible only
-//! when complete.
+//! it, checks it against the extraction rules (`archive::check_layer`) and
+//! keeps the plain tar in `tmp/` while the reader hashes it and goes on to
+//! the next. A layer whose blob name is a digest the store already holds is
+//! only hashed. Every digest is verified (blob names, manifest descriptors,
+//! the config's diff_ids) before anything is installed; images become
+//! visible only when complete. A new layer is installed as its synced tar
+//! and unpacked afterwards (`store::unpack`): creating its files is most
+//! of a load's cost and no longer makes the caller wait.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Cursor, Read};
 use std::path::{Component, Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::import::{NewLayer, StagedLayer};
+use super::import::{ImageParts, NewLayer, StagedLayer};
 use super::{layers, Store, StoreError};
 use crate::archive;
 use crate::types::{Digest, Reference};
@@ -82,9 +84,15 @@ enum Item {
     },
 }
 
-/// Feeds a layer thread from the reader.
+/// The reader's ends of a layer thread's channels: chunks to it, used
+/// buffers back.
+type LayerFeed = (SyncSender<Vec<u8>>, Receiver<Vec<u8>>);
+
+/// Feeds a layer thread from the reader, and hands the used buffers back
+/// (fresh 256 KiB allocations cost a page fault per 4 KiB).
 struct ChanReader {
     rx: Receiver<Vec<u8>>,
+    back: SyncSender<Vec<u8>>,
     cur: Vec<u8>,
     pos: usize,
 }
@@ -94,7 +102,9 @@ impl Read for ChanReader {
         while self.pos == self.cur.len() {
             match self.rx.recv() {
                 Ok(chunk) => {
-                    self.cur = chunk;
+                    let used = std::mem::replace(&mut self.cur, chunk);
+                    // A full return queue only means one more allocation.
+                    let _ = self.back.try_send(used);
                     self.pos = 0;
                 }
                 Err(_) => return Ok(0),
@@ -293,17 +303,19 @@ impl Loader<'_> {
                                 (None, None)
                             } else {
                                 let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+                                let (back, spares) = sync_channel::<Vec<u8>>(QUEUE);
                                 let h = scope.spawn(move || {
                                     let input = ChanReader {
                                         rx,
+                                        back,
                                         cur: Vec::new(),
                                         pos: 0,
                                     };
                                     archive::decompress(input)
                                         .map_err(StoreError::from)
-                                        .and_then(|(_, r)| store.stage_layer(r, false, false))
+                                        .and_then(|(_, r)| store.stage_pending_layer(r))
                                 });
-                                (Some(tx), Some(h))
+                                (Some((tx, spares)), Some(h))
                             };
                             let (raw_digest, raw_size) = pump(&mut entry, tx, &name)?;
                             if raw_size != size {
@@ -416,7 +428,7 @@ impl Loader<'_> {
                 let reader = archive::decompress(Cursor::new(data.clone()))?.1;
                 let st = self
                     .store
-                    .stage_layer(reader, false, false)
+                    .stage_pending_layer(reader)
                     .map_err(|e| invalid(format!("layer {name}: {e}")))?;
                 let s = Staged {
                     layer: st.layer,
@@ -618,33 +630,38 @@ impl Loader<'_> {
             }
             ready.push((config, id, layers, f.tags));
         }
-        // Install layers, then index images (rows only after files).
+        // Each image with its new layers (pending: unpacked afterwards), rows
+        // only after files.
         let mut report = LoadReport::default();
         let mut seen = HashSet::new();
-        for (_, _, layers, _) in &ready {
-            for s in layers {
-                let id = &s.layer.diff_id;
-                if !seen.insert(id.clone()) {
+        for (config, id, layers, tags) in ready {
+            let mut pending = Vec::new();
+            for s in &layers {
+                let lid = &s.layer.diff_id;
+                if !seen.insert(lid.clone()) {
                     continue;
                 }
                 match &s.dir {
-                    Some(dir) if !self.store.has_layer(id)? => {
-                        layers::install(&self.store.root, dir, id)?;
-                        report.layers_added.push(id.clone());
+                    Some(dir) if !self.store.has_layer(lid)? => {
+                        pending.push((dir.clone(), lid.clone()));
+                        report.layers_added.push(lid.clone());
                     }
-                    _ => report.layers_present.push(id.clone()),
+                    _ => report.layers_present.push(lid.clone()),
                 }
             }
-        }
-        let out = &mut report.images;
-        for (config, id, layers, tags) in ready {
             let new: Vec<NewLayer> = layers.iter().map(|s| s.layer.clone()).collect();
-            let got = self.store.add_image(&config, &new, None, tags.first())?;
+            let parts = ImageParts {
+                config_json: &config,
+                layers: &new,
+                parent: None,
+                tag: tags.first(),
+            };
+            let got = self.store.add_image_installing(&parts, None, &pending)?;
             debug_assert_eq!(got, id);
             for t in tags.iter().skip(1) {
                 self.store.tag(&id.to_string(), &t.to_string())?;
             }
-            out.push(LoadedImage { id, tags });
+            report.images.push(LoadedImage { id, tags });
         }
         Ok(report)
     }
@@ -655,16 +672,23 @@ impl Loader<'_> {
 /// computes the same digest (the diff_id) and sha256 is the bottleneck.
 fn pump<R: Read>(
     entry: &mut R,
-    mut tx: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    to_layer: Option<LayerFeed>,
     name: &str,
 ) -> Result<(Option<Digest>, u64), StoreError> {
+    let (mut tx, spares) = to_layer.unzip();
     let mut hasher = Sha256::new();
     let mut hash = true;
     let mut total = 0u64;
     let mut spare = vec![0u8; CHUNK];
     loop {
         let mut buf = if tx.is_some() {
-            vec![0u8; CHUNK]
+            match spares.as_ref().and_then(|s| s.try_recv().ok()) {
+                Some(mut b) => {
+                    b.resize(CHUNK, 0);
+                    b
+                }
+                None => vec![0u8; CHUNK],
+            }
         } else {
             std::mem::take(&mut spare)
         };

@@ -20,6 +20,7 @@ mod load;
 mod networks;
 mod save;
 mod transfer;
+mod unpack;
 mod volumes;
 
 pub use commit::CommitLayer;
@@ -105,6 +106,7 @@ pub struct Store {
     tmp: PathBuf,
     conn: Mutex<rusqlite::Connection>,
     _lock: File,
+    unpack_locks: unpack::UnpackLocks,
 }
 
 impl Store {
@@ -132,6 +134,7 @@ impl Store {
             tmp,
             conn: Mutex::new(conn),
             _lock: lock,
+            unpack_locks: Default::default(),
         };
         store.recover_commits()?;
         store.remove_orphans()?;
@@ -191,6 +194,17 @@ pub fn random_hex(n: usize) -> String {
     // Linux always has after boot.
     getrandom::getrandom(&mut buf).expect("kernel random source");
     hex::encode(buf)
+}
+
+/// Start the kernel's writeback of a file just written
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, asynchronous): files written
+/// together and then fsynced one after the other share one journal commit.
+pub(crate) fn start_writeback(f: &File) {
+    // SAFETY: a plain syscall on a descriptor we own; a failure only means
+    // the writeback starts at the fsync.
+    unsafe {
+        libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+    }
 }
 
 /// fsync a directory so a rename inside it is durable.
