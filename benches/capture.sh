@@ -11,15 +11,25 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-10}; SIZE=${2:-50}; LOG=${3:-10}
 if [ -z "${AMBER:-}" ]; then cargo build --quiet; AMBER=$PWD/target/debug/amber; fi
-work=$(mktemp -d /tmp/amber-capture-bench.XXXXXX)
+base=$(mktemp -d /tmp/amber-capture-bench.XXXXXX)
 cg="amber-capbench-$$"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     for d in /sys/fs/cgroup/*/"$cg"* /sys/fs/cgroup/"$cg"*; do [ -d "$d" ] && rmdir "$d"/* "$d" 2>/dev/null || true; done
-    rm -rf "$work"
+    grep -o " $base/mnt[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    umount -l "$base/mnt" 2>/dev/null || true
+    rm -rf "$base"
 }
 trap cleanup EXIT
+# Data roots and archives on a fresh loop-mounted journaled ext4: the root
+# fs here turns mass creates after mass deletes into seconds of kernel time
+# (../shared/PEERS.md), which would make runs depend on the previous one.
+truncate -s 12G "$base/fs.img"
+mkfs.ext4 -q -F "$base/fs.img"
+mkdir -p "$base/mnt"
+mount -o loop "$base/fs.img" "$base/mnt"
+work=$base/mnt
 ms() { date +%s%3N; }
 
 start_daemon() { # NAME
@@ -47,7 +57,7 @@ done
 for i in $(seq 1 "$N"); do
     until a logs --tail 1 "c$i" 2>/dev/null | grep -q ready; do sleep 0.2; done
 done
-echo "setup: $N containers x ($SIZE MiB files + $LOG MiB logs)"
+echo "setup: $N containers x ($SIZE MiB files + $LOG MiB logs); data roots on a loop-mounted journaled ext4"
 
 t=$(ms); one=$(a capture --all -l first --format json); t1=$(( $(ms) - t ))
 echo "capture 1: ${t1} ms wall, daemon $(echo "$one" | field '["DurationMs"]') ms, new bytes $(echo "$one" | field '["NewBytes"]')"
@@ -66,7 +76,7 @@ echo "longest freeze in capture 2: ${frozen} ms"
 a baseline create clean --all >/dev/null
 for i in $(seq 1 "$N"); do a exec "c$i" sh -c 'echo dirty > /dirty; rm /data'; done
 t=$(ms); rb=$(a rollback clean --format json); tr=$(( $(ms) - t ))
-echo "rollback of $N containers: ${tr} ms wall, daemon $(echo "$rb" | field '["RollbackMs"]') ms (the next rollback's copies are prepared in the background)"
+echo "rollback of $N containers: ${tr} ms wall, daemon $(echo "$rb" | field '["RollbackMs"]') ms, of which stop + swap $(echo "$rb" | field '["StopSwapMs"]') ms (the next rollback's copies are prepared in the background)"
 t=$(ms); a rollback clean >/dev/null 2>&1; tr2=$(( $(ms) - t ))
 echo "second rollback right after (waits for that preparation): ${tr2} ms wall"
 

@@ -186,6 +186,7 @@ impl Engine {
                 .into_iter()
                 .flatten()
                 .collect();
+        let swapped_ms = t0.elapsed().as_millis() as u64;
         parallel(&reset, |(c, id)| {
             if matches!(c.status.as_str(), "running" | "paused") {
                 self.start_container(id)?;
@@ -225,7 +226,7 @@ impl Engine {
             "Baseline": name, "Bundle": m.id,
             "Reset": reset.iter().map(|(c, _)| &c.name).collect::<Vec<_>>(),
             "Restored": restored, "Removed": removed,
-            "RollbackMs": rollback_ms,
+            "RollbackMs": rollback_ms, "StopSwapMs": swapped_ms,
         }))
     }
 
