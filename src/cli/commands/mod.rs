@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod baseline;
 pub mod build;
+pub mod cluster_certs;
 pub mod bundle;
 pub mod bundle_archive;
 pub mod bundle_core;
