@@ -181,7 +181,8 @@ fn read_token(path: &Path) -> Result<TokenDigest, RemoteError> {
 fn acceptor(tls: &ServerTls) -> Result<TlsAcceptor, RemoteError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(load_certs(&tls.ca).map_err(RemoteError::Tls)?);
+    let (added, _) =
+        roots.add_parsable_certificates(load_certs(&tls.ca).map_err(RemoteError::Tls)?);
     if added == 0 {
         return Err(RemoteError::Tls(format!(
             "no usable CA certificate in {}",
@@ -222,7 +223,11 @@ pub async fn resolve(host: &str, tls: bool) -> Result<Vec<SocketAddr>, RemoteErr
         .strip_prefix("tcp://")
         .ok_or_else(|| RemoteError::BadHost(host.to_string()))?;
     let rest = rest.strip_suffix('/').unwrap_or(rest);
-    let default = if tls { DEFAULT_TLS_PORT } else { DEFAULT_TCP_PORT };
+    let default = if tls {
+        DEFAULT_TLS_PORT
+    } else {
+        DEFAULT_TCP_PORT
+    };
     let with_port = if rest.starts_with('[') {
         if rest.ends_with(']') {
             format!("{rest}:{default}")
@@ -343,7 +348,11 @@ mod tests {
     #[tokio::test]
     async fn loopback_only_without_auth() {
         let none = prepare(&RemoteAuth::default()).unwrap();
-        let e = bind("tcp://0.0.0.0:0", &none).await.err().unwrap().to_string();
+        let e = bind("tcp://0.0.0.0:0", &none)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("without authentication"), "{e}");
         assert!(bind("tcp://127.0.0.1:0", &none).await.is_ok());
         assert!(resolve("tcp://a:b:c", false).await.is_err());

@@ -152,7 +152,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 /// The API service: version negotiation around the routes, and the token
 /// check around both when the listener needs one.
 fn app(engine: &std::sync::Arc<Engine>, token: Option<remote::TokenDigest>) -> axum::Router {
-    let api = axum::middleware::from_fn(super::version::negotiate).layer(super::router(engine.clone()));
+    let api =
+        axum::middleware::from_fn(super::version::negotiate).layer(super::router(engine.clone()));
     match token {
         Some(t) => axum::Router::new().fallback_service(
             axum::middleware::from_fn_with_state(t, remote::require_token).layer(api),

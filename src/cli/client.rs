@@ -345,8 +345,10 @@ impl Client {
             .uri(format!("/v{API_VERSION}{path}"))
             .header(hyper::header::HOST, "amber");
         if let Some(Secret(t)) = &self.token {
-            let mut v = hyper::header::HeaderValue::from_str(&format!("Bearer {t}"))
-                .map_err(|_| ClientError::Credentials("the token is not a valid header value".into()))?;
+            let mut v =
+                hyper::header::HeaderValue::from_str(&format!("Bearer {t}")).map_err(|_| {
+                    ClientError::Credentials("the token is not a valid header value".into())
+                })?;
             v.set_sensitive(true);
             req = req.header(hyper::header::AUTHORIZATION, v);
         }
@@ -419,11 +421,13 @@ impl Client {
                     host: self.host.clone(),
                     reason: format!("no answer within {:?}", self.connect_timeout),
                 };
-                let stream =
-                    tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(addr))
-                        .await
-                        .map_err(|_| timed_out())?
-                        .map_err(no_daemon)?;
+                let stream = tokio::time::timeout(
+                    self.connect_timeout,
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(no_daemon)?;
                 let _ = stream.set_nodelay(true);
                 match tls {
                     None => handshake(stream, upgrades).await,
@@ -510,7 +514,11 @@ where
 
 /// `HOST[:PORT]` (IPv6 in brackets) with the default port filled in.
 fn split_host_port(s: &str, tls: bool) -> Option<(&str, u16)> {
-    let default = if tls { DEFAULT_TLS_PORT } else { DEFAULT_TCP_PORT };
+    let default = if tls {
+        DEFAULT_TLS_PORT
+    } else {
+        DEFAULT_TCP_PORT
+    };
     let (name, port) = if let Some(rest) = s.strip_prefix('[') {
         let (name, after) = rest.split_once(']')?;
         match after.strip_prefix(':') {
@@ -563,7 +571,8 @@ fn tls_client_config(
 ) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, ClientError> {
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(load_certs(ca).map_err(ClientError::Credentials)?);
+    let (added, _) =
+        roots.add_parsable_certificates(load_certs(ca).map_err(ClientError::Credentials)?);
     if added == 0 {
         return Err(ClientError::Credentials(format!(
             "no usable CA certificate in {}",
@@ -648,7 +657,10 @@ mod tests {
 
     #[test]
     fn hosts_parse() {
-        assert_eq!(split_host_port("10.0.0.1:99", false), Some(("10.0.0.1", 99)));
+        assert_eq!(
+            split_host_port("10.0.0.1:99", false),
+            Some(("10.0.0.1", 99))
+        );
         assert_eq!(split_host_port("h", true), Some(("h", 2376)));
         assert_eq!(split_host_port("h", false), Some(("h", 2375)));
         assert_eq!(split_host_port("[::1]:5", false), Some(("::1", 5)));

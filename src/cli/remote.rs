@@ -64,9 +64,8 @@ impl RemoteFlags {
                     .unwrap_or_else(|| PathBuf::from("/root"))
                     .join(".amber")
             });
-        let pick = |flag: &Option<PathBuf>, name: &str| {
-            flag.clone().unwrap_or_else(|| dir.join(name))
-        };
+        let pick =
+            |flag: &Option<PathBuf>, name: &str| flag.clone().unwrap_or_else(|| dir.join(name));
         TlsFiles {
             ca: pick(&self.tlscacert, "ca.pem"),
             cert: pick(&self.tlscert, "cert.pem"),

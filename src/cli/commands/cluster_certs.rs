@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// The directory of the client's certificate (so no host may be named so).
@@ -229,7 +229,11 @@ pub fn run(args: Args) -> anyhow::Result<i32> {
         args.days,
     )?;
     println!("{CLIENT_DIR}: {}", out.join(CLIENT_DIR).display());
-    println!("CA: {} (key {})", ca_path.display(), out.join("ca-key.pem").display());
+    println!(
+        "CA: {} (key {})",
+        ca_path.display(),
+        out.join("ca-key.pem").display()
+    );
     Ok(0)
 }
 
@@ -261,11 +265,20 @@ mod tests {
             hosts: vec!["h1=10.1.2.3".into(), "h2=node2.test".into()],
         };
         run(args(false)).unwrap();
-        for f in ["ca.pem", "ca-key.pem", "h1/cert.pem", "h2/key.pem", "client/ca.pem"] {
+        for f in [
+            "ca.pem",
+            "ca-key.pem",
+            "h1/cert.pem",
+            "h2/key.pem",
+            "client/ca.pem",
+        ] {
             assert!(out.join(f).is_file(), "{f}");
         }
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(out.join("ca-key.pem")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let first = std::fs::read(out.join("ca.pem")).unwrap();
         assert!(run(args(false)).is_err());
