@@ -226,6 +226,28 @@ fn mutual_tls_with_amber_and_docker_clis_and_refusals() {
     );
     assert_eq!(e.trim(), "docker-exec");
 
+    // `docker run -i`: attach hijacked over TLS, stdin in, output out.
+    let mut child = Command::new("docker")
+        .env("DOCKER_CONFIG", dir.path().join("docker-config"))
+        .env("DOCKER_HOST", &host)
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &client)
+        .env_remove("DOCKER_API_VERSION")
+        .args(["run", "--rm", "-i", "busybox", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"through-docker-attach\n")
+        .unwrap();
+    let out = ok(child.wait_with_output().unwrap(), "docker run -i");
+    assert_eq!(out.trim(), "through-docker-attach");
+
     // Refused: no TLS at all, no client certificate, a certificate from
     // another CA (both ways round).
     let plain = amber_env(&["-H", &host, "version"], &[], None);
