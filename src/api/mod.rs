@@ -12,6 +12,7 @@ mod images;
 mod networks;
 mod query;
 mod registry;
+pub mod remote;
 pub mod server;
 mod stream;
 mod system;

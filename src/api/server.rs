@@ -1,14 +1,16 @@
-//! `amber daemon`: open the engine, listen on unix sockets, serve the API
-//! until SIGTERM/SIGINT, then remove the sockets.
+//! `amber daemon`: open the engine, listen on unix sockets (and on TCP with
+//! authentication, see [`super::remote`]), serve the API until
+//! SIGTERM/SIGINT, then remove the sockets.
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use axum::extract::Request;
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 use tower::Layer;
+
+use super::remote;
 
 use crate::engine::{Engine, EngineOptions};
 
@@ -26,8 +28,10 @@ const SOCKET_MODE: u32 = 0o660;
 pub struct DaemonOptions {
     /// Data root directory.
     pub data_root: PathBuf,
-    /// Listen addresses (`unix:///path`).
+    /// Listen addresses (`unix:///path`, `tcp://ADDR:PORT`).
     pub hosts: Vec<String>,
+    /// How TCP clients authenticate.
+    pub remote: super::remote::RemoteAuth,
     /// Cgroup parent of every container.
     pub cgroup_parent: String,
     /// Registry settings from daemon.json.
@@ -44,21 +48,37 @@ pub fn unix_path(host: &str) -> anyhow::Result<PathBuf> {
         }
     } else if host.starts_with('/') {
         return Ok(PathBuf::from(host));
-    } else if host.starts_with("tcp://") {
-        bail!("listening on {host} is not supported yet: only unix:///PATH sockets are");
     }
-    bail!("invalid host {host:?}: expected unix:///PATH")
+    bail!("invalid host {host:?}: expected unix:///PATH or tcp://ADDR:PORT")
 }
 
 /// Run the daemon until a termination signal.
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    // Credentials first: a bad token file or certificate is refused before
+    // anything is bound.
+    let has_tcp = opts.hosts.iter().any(|h| remote::is_tcp(h));
+    let auth = if has_tcp {
+        Some(remote::prepare(&opts.remote)?)
+    } else {
+        None
+    };
     // Bind first: a socket in use is refused before the data root is touched.
     let mut listeners = Vec::new();
+    let mut tcp_listeners = Vec::new();
     for host in &opts.hosts {
-        let path = unix_path(host)?;
-        let bound = bind(&path);
+        if let (true, Some(auth)) = (remote::is_tcp(host), &auth) {
+            match remote::bind(host, auth).await {
+                Ok(l) => tcp_listeners.push((l, host.clone())),
+                Err(e) => {
+                    remove_sockets(&listeners);
+                    return Err(e.into());
+                }
+            }
+            continue;
+        }
+        let bound = unix_path(host).and_then(|path| Ok((bind(&path)?, path)));
         match bound {
-            Ok(l) => listeners.push((l, path)),
+            Ok(l) => listeners.push(l),
             Err(e) => {
                 remove_sockets(&listeners);
                 return Err(e);
@@ -85,21 +105,29 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
     for (listener, path) in listeners {
         tracing::info!(path = %path.display(), data_root = %opts.data_root.display(), "API listening");
-        let app = axum::middleware::from_fn(super::version::negotiate)
-            .layer(super::router(engine.clone()));
-        let mut rx = stop_rx.clone();
+        let served = serve(listener, app(&engine, None), stop_rx.clone());
         tasks.push(tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                axum::ServiceExt::<Request>::into_make_service(app),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            })
-            .await;
+            let served = served.await;
             let _ = std::fs::remove_file(&path);
             served
         }));
+    }
+    for (listener, host) in tcp_listeners {
+        let token = auth.as_ref().and_then(|a| a.token());
+        let kind = auth.as_ref().map_or("none", |a| a.kind());
+        tracing::info!(%host, auth = kind, data_root = %opts.data_root.display(), "API listening");
+        let app = app(&engine, token);
+        tasks.push(match listener {
+            remote::RemoteListener::Plain(tcp) => {
+                use axum::serve::ListenerExt;
+                // Small answers must not wait for Nagle.
+                let tcp = tcp.tap_io(|s| {
+                    let _ = s.set_nodelay(true);
+                });
+                tokio::spawn(serve(tcp, app, stop_rx.clone()))
+            }
+            remote::RemoteListener::Tls(tls) => tokio::spawn(serve(tls, app, stop_rx.clone())),
+        });
     }
     wait_for_signal().await?;
     tracing::info!("shutting down");
@@ -119,6 +147,37 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     remove_paths(&socket_paths);
     let _ = tokio::task::spawn_blocking(move || engine.shutdown_network()).await;
     Ok(())
+}
+
+/// The API service: version negotiation around the routes, and the token
+/// check around both when the listener needs one.
+fn app(engine: &std::sync::Arc<Engine>, token: Option<remote::TokenDigest>) -> axum::Router {
+    let api =
+        axum::middleware::from_fn(super::version::negotiate).layer(super::router(engine.clone()));
+    match token {
+        Some(t) => axum::Router::new().fallback_service(
+            axum::middleware::from_fn_with_state(t, remote::require_token).layer(api),
+        ),
+        None => axum::Router::new().fallback_service(api),
+    }
+}
+
+/// Serve `app` on `listener` until `stop` turns true.
+fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = std::io::Result<()>> + Send
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    use std::future::IntoFuture;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        })
+        .into_future()
 }
 
 fn remove_sockets(listeners: &[(UnixListener, PathBuf)]) {

@@ -9,6 +9,7 @@ mod commands;
 mod credentials;
 pub mod output;
 mod progress;
+pub mod remote;
 pub mod stream;
 pub mod template;
 
@@ -21,9 +22,13 @@ use commands::*;
 #[derive(Debug, Parser)]
 #[command(name = "amber", version, disable_help_subcommand = true)]
 pub struct Cli {
-    /// Daemon address (unix:///PATH); `amber daemon` accepts several.
+    /// Daemon address (unix:///PATH or tcp://HOST:PORT); `amber daemon`
+    /// accepts several.
     #[arg(short = 'H', long = "host", global = true, env = "AMBER_HOST")]
     pub host: Vec<String>,
+    /// Remote access: mutual TLS files, bearer token.
+    #[command(flatten)]
+    pub remote: remote::RemoteFlags,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
@@ -146,6 +151,9 @@ pub enum Command {
     /// Recreate the containers of a bundle (files, config, log) and start
     /// those that were running.
     Restore(restore::Args),
+    /// Manage a cluster of amber hosts.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -266,6 +274,13 @@ pub enum RegistryCommand {
     Gc(registry_gc::Args),
 }
 
+/// `amber cluster ...`.
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Generate a CA, a server certificate per host and a client certificate.
+    Certs(cluster_certs::Args),
+}
+
 /// Parse the command line, run the command and return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -308,12 +323,17 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     let host = cli.host.last().map(String::as_str).unwrap_or(DEFAULT_HOST);
-    let c = Client::new(host);
+    // Credentials are read only by the commands that talk to a daemon.
+    let c = cli
+        .remote
+        .client_auth()
+        .and_then(|auth| Ok(Client::with_auth(host, auth)?));
     match cli.command {
         Command::Daemon(args) => {
             init_logging(&cli.log_level, &cli.log_format)?;
-            daemon::run(args, cli.host).await
+            daemon::run(args, cli.host, cli.remote).await
         }
+        Command::Cluster(ClusterCommand::Certs(a)) => cluster_certs::run(a),
         Command::Shim { args } => Ok(crate::runtime::shim_main(args)),
         Command::Proxy { args } => Ok(crate::net::proxy_process::proxy_main(args)),
         Command::Registry(RegistryCommand::Serve(a)) => {

@@ -139,11 +139,13 @@ impl Daemon {
         let child = Command::new(amber_bin())
             .args(["daemon", "--data-root"])
             .arg(self.root())
+            .args(["-H", &self.host()])
+            .args(if self.extra_args.iter().any(|a| a == "--log-level") {
+                &[][..]
+            } else {
+                &["--log-level", "debug"][..]
+            })
             .args([
-                "-H",
-                &self.host(),
-                "--log-level",
-                "debug",
                 "--cgroup-parent",
                 &self.cgroup_parent,
                 "--bridge",

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::api::remote::{RemoteAuth, ServerTls};
 use crate::api::server::{self, DaemonOptions, DEFAULT_DATA_ROOT, DEFAULT_SOCKET};
 use crate::net::{Ipv4Net, NetOptions};
 
@@ -26,6 +27,10 @@ pub struct Args {
     /// (default: a private subnet no host route uses).
     #[arg(long)]
     pub bip: Option<String>,
+    /// Require `Authorization: Bearer TOKEN` on tcp:// hosts, TOKEN being
+    /// the first line of FILE (mode 0600: other users must not read it).
+    #[arg(long, value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
     /// Daemon configuration file (JSON: "bridge", "bip").
     #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
     pub config_file: PathBuf,
@@ -70,7 +75,13 @@ fn net_options(args: &Args, file: &ConfigFile) -> anyhow::Result<NetOptions> {
 }
 
 /// Run the daemon on the `-H` addresses (default `unix:///run/amber/amber.sock`).
-pub async fn run(args: Args, hosts: Vec<String>) -> anyhow::Result<i32> {
+/// `tcp://` hosts need `remote`'s `--tlsverify ...` or `--auth-token-file`
+/// unless they are loopback addresses.
+pub async fn run(
+    args: Args,
+    hosts: Vec<String>,
+    remote: crate::cli::remote::RemoteFlags,
+) -> anyhow::Result<i32> {
     let hosts = if hosts.is_empty() {
         vec![format!("unix://{DEFAULT_SOCKET}")]
     } else {
@@ -81,6 +92,17 @@ pub async fn run(args: Args, hosts: Vec<String>) -> anyhow::Result<i32> {
     server::run(DaemonOptions {
         data_root: args.data_root,
         hosts,
+        remote: RemoteAuth {
+            tls: remote.wants_tls().then(|| {
+                let f = remote.tls_files();
+                ServerTls {
+                    ca: f.ca,
+                    cert: f.cert,
+                    key: f.key,
+                }
+            }),
+            token_file: args.auth_token_file,
+        },
         cgroup_parent: args.cgroup_parent,
         registry: file.registry,
         net,

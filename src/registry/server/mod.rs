@@ -13,7 +13,7 @@ mod listing;
 mod manifests;
 mod routes;
 pub mod storage;
-mod tls;
+pub(crate) mod tls;
 mod uploads;
 
 use std::collections::HashMap;
