@@ -100,6 +100,11 @@ impl Client {
         })
     }
 
+    /// The address this client was made for.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// Send a request; the path is relative to the API version prefix.
     pub async fn send(
         &self,

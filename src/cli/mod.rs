@@ -146,6 +146,8 @@ pub enum Command {
     /// Recreate the containers of a bundle (files, config, log) and start
     /// those that were running.
     Restore(restore::Args),
+    /// Move containers to another host (capture, transfer, restore there).
+    Migrate(migrate::Args),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -352,6 +354,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Capture(a) => capture::run(&c?, a).await,
         Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
         Command::Restore(a) => restore::run(&c?, a).await,
+        Command::Migrate(a) => migrate::run(&c?, a).await,
         Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
         Command::Rollback(a) => baseline::rollback(&c?, a).await,
         other => container(&c?, top_level(other)?).await,
