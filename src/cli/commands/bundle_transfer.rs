@@ -12,7 +12,8 @@ use crate::cli::output::human_size;
 #[derive(Debug, clap::Args)]
 pub struct TransferArgs {
     /// The other daemon (`unix:///path`, or a cluster host).
-    pub host: String,
+    #[arg(value_name = "HOST")]
+    pub peer: String,
     /// Bundle ID (or unique prefix, on the side that has it).
     pub bundle: String,
     /// `json` prints the transfer report.
@@ -26,12 +27,12 @@ pub async fn run(c: &Client, a: TransferArgs, push: bool) -> anyhow::Result<i32>
         format!(
             "/amber/v1/bundles/{}/push?host={}",
             enc_path(&a.bundle),
-            enc(&a.host)
+            enc(&a.peer)
         )
     } else {
         format!(
             "/amber/v1/bundles/pull?host={}&id={}",
-            enc(&a.host),
+            enc(&a.peer),
             enc(&a.bundle)
         )
     };
@@ -45,7 +46,7 @@ pub async fn run(c: &Client, a: TransferArgs, push: bool) -> anyhow::Result<i32>
     println!(
         "{verb} {} {dir} {}: {}/{} blobs, {} in {} ms",
         v["bundle"].as_str().unwrap_or_default(),
-        a.host,
+        a.peer,
         v["blobs_sent"],
         v["blobs"],
         human_size(v["bytes_sent"].as_i64().unwrap_or(0)),
