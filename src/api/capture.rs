@@ -7,7 +7,6 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-
 use super::networks::blocking;
 use super::query::Query;
 use super::stream::sized_stream;

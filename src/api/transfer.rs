@@ -79,11 +79,7 @@ pub async fn thin_export(
 /// `POST /amber/v1/bundles/import?thin=1&bundle=ID`: the import of a
 /// transfer (thin: blobs this daemon has may be absent; with `bundle`,
 /// resumable).
-pub async fn import(
-    State(e): State<AppState>,
-    uri: Uri,
-    body: Body,
-) -> Result<Response, ApiError> {
+pub async fn import(State(e): State<AppState>, uri: Uri, body: Body) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     let opts = ImportOptions {
         thin: q.flag("thin"),

@@ -497,7 +497,11 @@ pub fn import_with(
             None => return Err(invalid(format!("blob {d} is not listed in {INDEX_FILE}"))),
         }
     }
-    for b in index.blobs.iter().filter(|b| !staged.contains_key(&b.digest)) {
+    for b in index
+        .blobs
+        .iter()
+        .filter(|b| !staged.contains_key(&b.digest))
+    {
         if !opts.thin {
             return Err(invalid(format!(
                 "blob {} is missing (truncated archive?)",
@@ -616,8 +620,8 @@ fn read_archive(
                 let want = entry.size();
                 // Index and manifest come first, so the media type of a
                 // blob is known: only bundle blobs may skip the write.
-                let write = !(bundle_blobs.contains(&digest) && store.has_blob(&digest))
-                    && !dir.join(digest.hex()).exists();
+                let held = bundle_blobs.contains(&digest) && store.has_blob(&digest);
+                let write = !(held || dir.join(digest.hex()).exists());
                 pool.stage(&digest, want, write, &mut entry)?;
                 staged.insert(digest, want);
             } else {

@@ -193,10 +193,7 @@ impl Engine {
             archive::write_export(&store, &plan, out)?;
             Ok(())
         });
-        let path = format!(
-            "/amber/v1/bundles/import?thin=1&bundle={}",
-            enc(&bundle)
-        );
+        let path = format!("/amber/v1/bundles/import?thin=1&bundle={}", enc(&bundle));
         let sent = to
             .send(
                 Method::POST,

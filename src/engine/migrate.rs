@@ -176,7 +176,11 @@ fn captured(summary: &Value) -> Vec<(String, String, String)> {
             a.iter()
                 .map(|c| {
                     let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-                    (s("Id"), s("Name").trim_start_matches('/').to_string(), s("Status"))
+                    (
+                        s("Id"),
+                        s("Name").trim_start_matches('/').to_string(),
+                        s("Status"),
+                    )
                 })
                 .collect()
         })
@@ -201,8 +205,14 @@ impl Engine {
             Some(h) => Some(client_for(h)?),
             None => None,
         };
-        self.migrate(source.as_ref(), &target, &opts.containers, opts.all, opts.keep)
-            .await
+        self.migrate(
+            source.as_ref(),
+            &target,
+            &opts.containers,
+            opts.all,
+            opts.keep,
+        )
+        .await
     }
 
     /// Migrate containers from `source` (`None`: this daemon) to `target`.
@@ -239,7 +249,9 @@ impl Engine {
         let list = captured(&first);
         if list.is_empty() {
             src.remove_bundle(&first_id).await;
-            return Err(EngineError::InvalidArgument("no containers to migrate".into()));
+            return Err(EngineError::InvalidArgument(
+                "no containers to migrate".into(),
+            ));
         }
         // Names in use on the target: refused before anything changes.
         for (_, name, _) in &list {
@@ -288,7 +300,9 @@ impl Engine {
             let mut opts2 = opts.clone();
             opts2.containers = names;
             opts2.all = false;
-            opts2.annotations.insert("migrate-running".into(), running.join(","));
+            opts2
+                .annotations
+                .insert("migrate-running".into(), running.join(","));
             let second = src.capture(opts2).await?;
             bundle = second["Id"].as_str().unwrap_or_default().to_string();
             let r = self.move_bundle(source, target, &bundle).await?;
@@ -304,9 +318,7 @@ impl Engine {
         // Restore on the target; the second bundle records the stopped
         // containers as exited, so they are started here explicitly.
         let names: Vec<String> = list.iter().map(|(_, n, _)| n.clone()).collect();
-        let restored = self
-            .restore_on(target, &bundle, &names, &running)
-            .await;
+        let restored = self.restore_on(target, &bundle, &names, &running).await;
         let restored = match restored {
             Ok(v) => v,
             Err(e) => {

@@ -36,7 +36,6 @@ mod volumes;
 
 pub use bundle_transfer::{MissingReport, MissingRequest, ThinExportRequest, TransferReport};
 pub use capture::CaptureOptions;
-pub use migrate::{MigrateOptions, MigrateReport};
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
@@ -44,6 +43,7 @@ pub use images::ImageFilters;
 pub use lifecycle::{ExitEvents, WaitCondition};
 pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
+pub use migrate::{MigrateOptions, MigrateReport};
 pub use networks::NetworkCreateOptions;
 pub use restore::RestoreOptions;
 pub use spec::ContainerSpec;

@@ -42,7 +42,11 @@ pub async fn run(c: &Client, a: TransferArgs, push: bool) -> anyhow::Result<i32>
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
-    let (verb, dir) = if push { ("pushed", "to") } else { ("pulled", "from") };
+    let (verb, dir) = if push {
+        ("pushed", "to")
+    } else {
+        ("pulled", "from")
+    };
     println!(
         "{verb} {} {dir} {}: {}/{} blobs, {} in {} ms",
         v["bundle"].as_str().unwrap_or_default(),

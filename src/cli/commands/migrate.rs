@@ -50,7 +50,11 @@ pub async fn run(c: &Client, a: Args) -> anyhow::Result<i32> {
             "{}: migrated to {} ({}), {} on the source",
             s("name"),
             a.to,
-            if ct["running"] == true { "running" } else { "not running" },
+            if ct["running"] == true {
+                "running"
+            } else {
+                "not running"
+            },
             s("source")
         );
     }
