@@ -306,4 +306,126 @@ fn migrate_keep_and_target_killed_midway() {
     d2.fails(&["inspect", "heavy"]);
     d1.assert_check_clean();
     d2.assert_check_clean();
+    // What the target verified waits for a retry; `bundle prune` drops it.
+    let recv = |d: &Daemon| {
+        d.entries("tmp")
+            .into_iter()
+            .filter(|e| e.starts_with("bundle-recv-"))
+            .count()
+    };
+    assert_eq!(recv(&d2), 1);
+    d2.ok(&["bundle", "prune"]);
+    assert_eq!(recv(&d2), 0);
+}
+
+#[test]
+fn migrate_from_another_host_through_the_coordinator() {
+    let coordinator = Daemon::start();
+    let d1 = Daemon::start();
+    let d2 = Daemon::start();
+    d1.import_busybox("busybox");
+    d1.ok(&["run", "-d", "--name", "far", "busybox", "sh", "-c", "echo far > /f; sleep 600"]);
+    d1.ok(&["run", "--name", "done", "busybox", "sh", "-c", "echo done > /d"]);
+    let r = json(&coordinator.ok(&[
+        "migrate", "far", "done", "--from", &d1.host(), "--to", &d2.host(), "--format", "json",
+    ]));
+    assert_eq!(r["containers"].as_array().unwrap().len(), 2, "{r}");
+    let far = json(&d2.ok(&["inspect", "far"]));
+    assert_eq!(far[0]["State"]["Running"], true);
+    assert_eq!(d2.ok(&["exec", "far", "cat", "/f"]).trim(), "far");
+    let done = json(&d2.ok(&["inspect", "done"]));
+    assert_eq!(done[0]["State"]["Running"], false);
+    d1.fails(&["inspect", "far"]);
+    d1.fails(&["inspect", "done"]);
+    // A name in use on the target: refused before anything changes.
+    d1.ok(&["run", "-d", "--name", "far", "busybox", "sleep", "600"]);
+    let err = coordinator.fails(&["migrate", "far", "--from", &d1.host(), "--to", &d2.host()]);
+    assert!(err.contains("far"), "{err}");
+    assert_eq!(json(&d1.ok(&["inspect", "far"]))[0]["State"]["Running"], true);
+    d2.ok(&["rm", "-f", "far"]);
+    for d in [&coordinator, &d1, &d2] {
+        d.assert_check_clean();
+    }
+}
+
+#[test]
+fn parallel_pulls_into_one_daemon() {
+    let d1 = Daemon::start();
+    let d2 = Daemon::start();
+    let d3 = Daemon::start();
+    for (d, n) in [(&d1, "ca"), (&d2, "cb")] {
+        d.import_busybox("busybox");
+        d.ok(&[
+            "run", "--name", n, "busybox", "sh", "-c",
+            "head -c 20000000 /dev/urandom > /x.bin",
+        ]);
+    }
+    let ba = d1.ok(&["capture", "ca"]).trim().to_string();
+    let bb = d2.ok(&["capture", "cb"]).trim().to_string();
+    let pa = spawn(&d3, &["bundle", "pull", &d1.host(), &ba]);
+    let pb = spawn(&d3, &["bundle", "pull", &d2.host(), &bb]);
+    for p in [pa, pb] {
+        let out = p.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    d3.ok(&["bundle", "inspect", &ba]);
+    d3.ok(&["bundle", "inspect", &bb]);
+    d3.assert_check_clean();
+}
+
+/// A thin archive without a blob the receiver lacks is refused with one
+/// line, and leaves nothing.
+#[test]
+fn thin_import_without_a_needed_blob_is_refused() {
+    let d1 = Daemon::start();
+    let d2 = Daemon::start();
+    d1.import_busybox("busybox");
+    d1.ok(&["run", "--name", "cc", "busybox", "sh", "-c", "echo some-content > /c.txt"]);
+    let b = d1.ok(&["capture", "cc"]).trim().to_string();
+    let full = d1.dir.path().join("full.tar");
+    d1.ok(&["bundle", "export", &b, "-o", full.to_str().unwrap()]);
+    // Drop the last blob entry.
+    let mut a = tar::Archive::new(std::fs::File::open(&full).unwrap());
+    let mut entries: Vec<(String, Vec<u8>)> = a
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            let mut v = Vec::new();
+            e.read_to_end(&mut v).unwrap();
+            (p, v)
+        })
+        .collect();
+    entries.pop();
+    let thin = d1.dir.path().join("thin.tar");
+    let mut w = tar::Builder::new(std::fs::File::create(&thin).unwrap());
+    for (p, data) in &entries {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_path(p).unwrap();
+        h.set_cksum();
+        w.append(&h, &data[..]).unwrap();
+    }
+    w.finish().unwrap();
+    drop(w);
+    let post = |query: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--unix-socket"])
+            .arg(d2.socket())
+            .args(["-X", "POST", "--data-binary"])
+            .arg(format!("@{}", thin.display()))
+            .arg(format!("http://amber/amber/v1/bundles/import{query}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let thin_err = post("?thin=1");
+    assert!(thin_err.contains("neither in the archive nor in this store"), "{thin_err}");
+    let full_err = post("");
+    assert!(full_err.contains("missing (truncated archive?)"), "{full_err}");
+    d2.fails(&["bundle", "inspect", &b]);
+    assert!(d2.entries("tmp").is_empty(), "{:?}", d2.entries("tmp"));
+    d2.assert_check_clean();
 }
