@@ -257,6 +257,22 @@ fn migrate_keep_and_target_killed_midway() {
         true
     );
     d2.ok(&["rm", "-f", "kept"]);
+    // A --rm container: one round, still moved.
+    d1.ok(&[
+        "run",
+        "-d",
+        "--rm",
+        "--name",
+        "ephemeral",
+        "busybox",
+        "sh",
+        "-c",
+        "echo e > /e; sleep 600",
+    ]);
+    d1.ok(&["migrate", "ephemeral", "--to", &d2.host()]);
+    assert_eq!(d2.ok(&["exec", "ephemeral", "cat", "/e"]).trim(), "e");
+    d1.fails(&["inspect", "ephemeral"]);
+    d2.ok(&["rm", "-f", "ephemeral"]);
 
     // The target dies mid-transfer: the source container stays, running.
     d1.ok(&[
@@ -324,10 +340,35 @@ fn migrate_from_another_host_through_the_coordinator() {
     let d1 = Daemon::start();
     let d2 = Daemon::start();
     d1.import_busybox("busybox");
-    d1.ok(&["run", "-d", "--name", "far", "busybox", "sh", "-c", "echo far > /f; sleep 600"]);
-    d1.ok(&["run", "--name", "done", "busybox", "sh", "-c", "echo done > /d"]);
+    d1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "far",
+        "busybox",
+        "sh",
+        "-c",
+        "echo far > /f; sleep 600",
+    ]);
+    d1.ok(&[
+        "run",
+        "--name",
+        "done",
+        "busybox",
+        "sh",
+        "-c",
+        "echo done > /d",
+    ]);
     let r = json(&coordinator.ok(&[
-        "migrate", "far", "done", "--from", &d1.host(), "--to", &d2.host(), "--format", "json",
+        "migrate",
+        "far",
+        "done",
+        "--from",
+        &d1.host(),
+        "--to",
+        &d2.host(),
+        "--format",
+        "json",
     ]));
     assert_eq!(r["containers"].as_array().unwrap().len(), 2, "{r}");
     let far = json(&d2.ok(&["inspect", "far"]));
@@ -341,7 +382,10 @@ fn migrate_from_another_host_through_the_coordinator() {
     d1.ok(&["run", "-d", "--name", "far", "busybox", "sleep", "600"]);
     let err = coordinator.fails(&["migrate", "far", "--from", &d1.host(), "--to", &d2.host()]);
     assert!(err.contains("far"), "{err}");
-    assert_eq!(json(&d1.ok(&["inspect", "far"]))[0]["State"]["Running"], true);
+    assert_eq!(
+        json(&d1.ok(&["inspect", "far"]))[0]["State"]["Running"],
+        true
+    );
     d2.ok(&["rm", "-f", "far"]);
     for d in [&coordinator, &d1, &d2] {
         d.assert_check_clean();
@@ -356,7 +400,12 @@ fn parallel_pulls_into_one_daemon() {
     for (d, n) in [(&d1, "ca"), (&d2, "cb")] {
         d.import_busybox("busybox");
         d.ok(&[
-            "run", "--name", n, "busybox", "sh", "-c",
+            "run",
+            "--name",
+            n,
+            "busybox",
+            "sh",
+            "-c",
             "head -c 20000000 /dev/urandom > /x.bin",
         ]);
     }
@@ -366,7 +415,11 @@ fn parallel_pulls_into_one_daemon() {
     let pb = spawn(&d3, &["bundle", "pull", &d2.host(), &bb]);
     for p in [pa, pb] {
         let out = p.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     d3.ok(&["bundle", "inspect", &ba]);
     d3.ok(&["bundle", "inspect", &bb]);
@@ -380,7 +433,15 @@ fn thin_import_without_a_needed_blob_is_refused() {
     let d1 = Daemon::start();
     let d2 = Daemon::start();
     d1.import_busybox("busybox");
-    d1.ok(&["run", "--name", "cc", "busybox", "sh", "-c", "echo some-content > /c.txt"]);
+    d1.ok(&[
+        "run",
+        "--name",
+        "cc",
+        "busybox",
+        "sh",
+        "-c",
+        "echo some-content > /c.txt",
+    ]);
     let b = d1.ok(&["capture", "cc"]).trim().to_string();
     let full = d1.dir.path().join("full.tar");
     d1.ok(&["bundle", "export", &b, "-o", full.to_str().unwrap()]);
@@ -422,9 +483,15 @@ fn thin_import_without_a_needed_blob_is_refused() {
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let thin_err = post("?thin=1");
-    assert!(thin_err.contains("neither in the archive nor in this store"), "{thin_err}");
+    assert!(
+        thin_err.contains("neither in the archive nor in this store"),
+        "{thin_err}"
+    );
     let full_err = post("");
-    assert!(full_err.contains("missing (truncated archive?)"), "{full_err}");
+    assert!(
+        full_err.contains("missing (truncated archive?)"),
+        "{full_err}"
+    );
     d2.fails(&["bundle", "inspect", &b]);
     assert!(d2.entries("tmp").is_empty(), "{:?}", d2.entries("tmp"));
     d2.assert_check_clean();

@@ -456,6 +456,8 @@ pub fn import_with(
     let staging = match &opts.resume {
         Some(id) => {
             check_bundle_id(id)?;
+            // Transfers abandoned a day ago go first.
+            super::recv::prune(store, true);
             _claim = Some(super::recv::claim(id)?);
             let dir = super::recv::dir(store, id);
             fs::create_dir_all(&dir)

@@ -286,10 +286,17 @@ impl Engine {
             .collect();
         // Round 2 (not with keep): stopped, captured again, the difference
         // moved; the stopped containers are recorded as running in it.
+        // A container run with --rm would be removed by the stop: such a
+        // migration takes one round (the source runs until it is removed).
+        let mut auto_remove = false;
+        for name in &running {
+            let v = src.container("inspect", name).await.unwrap_or(Value::Null);
+            auto_remove |= v["HostConfig"]["AutoRemove"] == Value::Bool(true);
+        }
         let mut stopped: Vec<String> = Vec::new();
         let mut bundle = first_id.clone();
         let result: Result<(), EngineError> = async {
-            if keep || running.is_empty() {
+            if keep || running.is_empty() || auto_remove {
                 return Ok(());
             }
             for name in &running {
@@ -442,13 +449,19 @@ impl Engine {
         for name in restored {
             let _ = dst.container("remove", name).await;
         }
+        let mut all_back = true;
         for name in stopped {
             if let Err(e) = src.container("start", name).await {
+                all_back = false;
                 tracing::warn!(container = %name, error = %e, "migrate: could not start the source container again");
             }
         }
-        for b in bundles {
-            src.remove_bundle(b).await;
+        // A source container that could not be started again keeps its
+        // bundles, to restore it from.
+        if all_back {
+            for b in bundles {
+                src.remove_bundle(b).await;
+            }
         }
     }
 }
