@@ -7,11 +7,6 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use axum::body::Body;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
-
-use super::images::DrainOnDrop;
 use super::networks::blocking;
 use super::query::Query;
 use super::stream::sized_stream;
@@ -168,14 +163,6 @@ pub async fn core(
         "core download",
         move |out| e.write_bundle_core(&dump, out),
     ))
-}
-
-/// `POST /amber/v1/bundles/import` with the archive as the body.
-pub async fn import(State(e): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
-    let report = blocking(move || e.import_bundle(reader)).await?;
-    Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
 /// `POST /amber/v1/bundles/{id}/restore` with a JSON [`RestoreOptions`] body.

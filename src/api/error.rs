@@ -101,6 +101,7 @@ impl From<EngineError> for ApiError {
             EngineError::Net(n) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error_chain(&n))
             }
+            EngineError::Remote(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod remote;
 pub mod server;
 mod stream;
 mod system;
+mod transfer;
 mod version;
 mod volumes;
 
@@ -103,7 +104,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/bundles/prune", post(capture::prune))
         .route("/amber/v1/bundles/search", get(capture::search))
         .route("/amber/v1/bundles/diff", get(capture::diff))
-        .route("/amber/v1/bundles/import", post(capture::import))
+        .route("/amber/v1/bundles/import", post(transfer::import))
+        .route("/amber/v1/bundles/missing", post(transfer::missing))
+        .route("/amber/v1/bundles/pull", post(transfer::pull))
+        .route("/amber/v1/migrate", post(transfer::migrate))
         .route(
             "/amber/v1/bundles/{id}",
             get(capture::inspect).delete(capture::remove),
@@ -111,7 +115,12 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/bundles/{id}/files", get(capture::files))
         .route("/amber/v1/bundles/{id}/cat", get(capture::cat))
         .route("/amber/v1/bundles/{id}/core", get(capture::core))
-        .route("/amber/v1/bundles/{id}/export", get(capture::export))
+        .route(
+            "/amber/v1/bundles/{id}/export",
+            get(capture::export).post(transfer::thin_export),
+        )
+        .route("/amber/v1/bundles/{id}/index", get(transfer::index))
+        .route("/amber/v1/bundles/{id}/push", post(transfer::push))
         .route("/amber/v1/bundles/{id}/restore", post(capture::restore))
         .route("/amber/v1/baselines", post(capture::create_baseline))
         .route(

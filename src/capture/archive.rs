@@ -118,6 +118,35 @@ pub struct ExportPlan {
     pub manifest: Vec<u8>,
     /// Exact size of the tar.
     pub size: u64,
+    /// Blobs listed in the index but not written (a thin export, for a
+    /// receiver that already holds them: docs/transfer.md).
+    pub left_out: BTreeSet<Digest>,
+}
+
+impl ExportPlan {
+    /// Make the export thin: the blobs of `have` stay listed in the index
+    /// but are not written. Recomputes the exact size.
+    pub fn leave_out(&mut self, have: impl IntoIterator<Item = Digest>) {
+        let listed: BTreeSet<&Digest> = self.index.blobs.iter().map(|b| &b.digest).collect();
+        let have: Vec<Digest> = have.into_iter().filter(|d| listed.contains(d)).collect();
+        self.left_out.extend(have);
+        let index_len = index_bytes(&self.index).map_or(0, |v| v.len() as u64);
+        self.size = entry_size(index_len)
+            + entry_size(self.manifest.len() as u64)
+            + self
+                .index
+                .blobs
+                .iter()
+                .filter(|b| !self.left_out.contains(&b.digest))
+                .map(|b| entry_size(b.size))
+                .sum::<u64>()
+            + 2 * BLOCK;
+    }
+
+    /// Blobs this export writes.
+    pub fn blobs_written(&self) -> usize {
+        self.index.blobs.len() - self.left_out.len()
+    }
 }
 
 /// Plan the export of a bundle with its images.
@@ -180,6 +209,7 @@ pub fn plan_export_with(
         index,
         manifest,
         size,
+        left_out: BTreeSet::new(),
     })
 }
 
@@ -255,6 +285,9 @@ pub fn write_export(store: &Store, plan: &ExportPlan, w: impl Write) -> Result<(
     )
     .map_err(io)?;
     for b in &plan.index.blobs {
+        if plan.left_out.contains(&b.digest) {
+            continue;
+        }
         match b.media_type.as_str() {
             IMAGE_LAYER_MEDIA_TYPE => {
                 write_layer_entry(store, &mut tar, b)?;
@@ -375,25 +408,83 @@ pub struct ImportReport {
 /// Blobs staged by an import, with their sizes.
 type StagedBlobs = BTreeMap<Digest, u64>;
 
-/// Removes the staging directory however the import ends.
-struct Staging(PathBuf);
+/// Removes the staging directory however the import ends, unless it is a
+/// resumable transfer's (kept on failure, removed on success).
+struct Staging {
+    dir: PathBuf,
+    keep: bool,
+}
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        if self.keep {
+            super::recv::drop_partial(&self.dir);
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
     }
+}
+
+/// How an import reads its archive (docs/transfer.md).
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Blobs listed in the index may be absent from the archive when this
+    /// store (or the resumable staging directory) already holds them.
+    pub thin: bool,
+    /// Stage in the bundle's resumable directory `tmp/bundle-recv-<ID>/`,
+    /// kept when the import fails, so a retry needs only the rest; the
+    /// archive must be of this bundle.
+    pub resume: Option<String>,
 }
 
 /// Import a bundle archive: verify everything, then make it visible at once.
 pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureError> {
-    let staging = Staging(store.staging_path("bundle-import"));
-    fs::create_dir(&staging.0)
-        .map_err(|e| CaptureError::io("create", &staging.0.display().to_string(), e))?;
-    let (index_data, staged) = read_archive(store, &staging.0, reader)?;
+    let lock = std::sync::Mutex::new(());
+    import_with(store, reader, &ImportOptions::default(), &lock)
+}
+
+/// Import with options; `lock` is held only around the final step that
+/// makes the bundle visible (streaming and verifying run without it, so
+/// several imports run in parallel).
+pub fn import_with(
+    store: &Store,
+    reader: impl Read,
+    opts: &ImportOptions,
+    lock: &std::sync::Mutex<()>,
+) -> Result<ImportReport, CaptureError> {
+    let mut _claim = None;
+    let staging = match &opts.resume {
+        Some(id) => {
+            check_bundle_id(id)?;
+            // Transfers abandoned a day ago go first.
+            super::recv::prune(store, true);
+            _claim = Some(super::recv::claim(id)?);
+            let dir = super::recv::dir(store, id);
+            fs::create_dir_all(&dir)
+                .map_err(|e| CaptureError::io("create", &dir.display().to_string(), e))?;
+            Staging { dir, keep: true }
+        }
+        None => {
+            let dir = store.staging_path("bundle-import");
+            fs::create_dir(&dir)
+                .map_err(|e| CaptureError::io("create", &dir.display().to_string(), e))?;
+            Staging { dir, keep: false }
+        }
+    };
+    let dir = staging.dir.clone();
+    let (index_data, staged) = read_archive(store, &dir, reader)?;
     let index_data = index_data.ok_or_else(|| {
         CaptureError::Invalid(format!("not a bundle archive: it has no {INDEX_FILE}"))
     })?;
     let index = parse_index(&index_data)?;
+    if let Some(id) = &opts.resume {
+        if &index.bundle != id {
+            return Err(invalid(format!(
+                "the archive is of bundle {}, the transfer is of {id}",
+                index.bundle
+            )));
+        }
+    }
     let listed: BTreeMap<&Digest, &ArchiveBlob> =
         index.blobs.iter().map(|b| (&b.digest, b)).collect();
     for (d, size) in &staged {
@@ -408,13 +499,27 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
             None => return Err(invalid(format!("blob {d} is not listed in {INDEX_FILE}"))),
         }
     }
-    if let Some(missing) = index.blobs.iter().find(|b| !staged.contains_key(&b.digest)) {
-        return Err(invalid(format!(
-            "blob {} is missing (truncated archive?)",
-            missing.digest
-        )));
+    for b in index
+        .blobs
+        .iter()
+        .filter(|b| !staged.contains_key(&b.digest))
+    {
+        if !opts.thin {
+            return Err(invalid(format!(
+                "blob {} is missing (truncated archive?)",
+                b.digest
+            )));
+        }
+        // Thin: it must be here already, staged by an earlier attempt
+        // (verified again now) or in the store.
+        if !super::recv::reverify(&dir, b)? && !store_has(store, b) {
+            return Err(invalid(format!(
+                "blob {} ({}) is neither in the archive nor in this store (thin import)",
+                b.digest, b.media_type
+            )));
+        }
     }
-    let manifest_data = read_staged(store, &staging.0, &index.manifest)
+    let manifest_data = read_staged(store, &dir, &index.manifest)
         .map_err(|_| invalid(format!("the manifest blob {} is missing", index.manifest)))?;
     let manifest = Manifest::parse(&manifest_data)?;
     if manifest.id != index.bundle {
@@ -424,15 +529,31 @@ pub fn import(store: &Store, reader: impl Read) -> Result<ImportReport, CaptureE
         )));
     }
     check_bundle_id(&manifest.id)?;
-    let indexed = containers_of(store, &staging.0, &manifest, &listed)?;
+    let indexed = containers_of(store, &dir, &manifest, &listed)?;
     check_images(&index, &listed)?;
+    let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     if index::resolve(store, &manifest.id).is_ok_and(|b| b.id == manifest.id) {
         return Err(CaptureError::Invalid(format!(
             "bundle {} already exists",
             manifest.id
         )));
     }
-    install(store, &staging.0, &index, &manifest, &indexed)
+    // Blobs taken from the store must still be there (a `bundle rm` may
+    // have run since they were found; it takes the same lock).
+    for b in index.blobs.iter().filter(|b| !is_image_blob(b)) {
+        if !dir.join(b.digest.hex()).exists() && !store.has_blob(&b.digest) {
+            return Err(CaptureError::Invalid(format!(
+                "blob {} was removed from this store during the import; retry",
+                b.digest
+            )));
+        }
+    }
+    let report = install(store, &dir, &index, &manifest, &indexed)?;
+    drop(_guard);
+    if opts.resume.is_some() {
+        let _ = fs::remove_dir_all(&dir);
+    }
+    Ok(report)
 }
 
 fn invalid(msg: String) -> CaptureError {
@@ -501,7 +622,8 @@ fn read_archive(
                 let want = entry.size();
                 // Index and manifest come first, so the media type of a
                 // blob is known: only bundle blobs may skip the write.
-                let write = !(bundle_blobs.contains(&digest) && store.has_blob(&digest));
+                let held = bundle_blobs.contains(&digest) && store.has_blob(&digest);
+                let write = !(held || dir.join(digest.hex()).exists());
                 pool.stage(&digest, want, write, &mut entry)?;
                 staged.insert(digest, want);
             } else {
@@ -635,7 +757,7 @@ fn stage_worker(dir: &Path, rx: std::sync::mpsc::Receiver<StageMsg>) -> Result<(
             StageMsg::Start(digest, write) => {
                 let file =
                     if write {
-                        let path = dir.join(digest.hex());
+                        let path = dir.join(format!("{}{}", digest.hex(), super::recv::PART));
                         Some(File::create(&path).map_err(|e| {
                             CaptureError::io("create", &path.display().to_string(), e)
                         })?)
@@ -656,9 +778,21 @@ fn stage_worker(dir: &Path, rx: std::sync::mpsc::Receiver<StageMsg>) -> Result<(
                 }
             }
             StageMsg::End => {
-                if let Some((digest, hasher, _)) = current.take() {
+                if let Some((digest, hasher, file)) = current.take() {
+                    let part = dir.join(format!("{}{}", digest.hex(), super::recv::PART));
                     if Digest::from_hasher(hasher) != digest {
+                        if file.is_some() {
+                            let _ = fs::remove_file(&part);
+                        }
                         return Err(invalid(format!("blob {digest} does not match its digest")));
+                    }
+                    // Only a verified blob gets its name: a resumed
+                    // transfer trusts the names it finds.
+                    if file.is_some() {
+                        let path = dir.join(digest.hex());
+                        fs::rename(&part, &path).map_err(|e| {
+                            CaptureError::io("rename", &path.display().to_string(), e)
+                        })?;
                     }
                 }
             }
@@ -801,29 +935,60 @@ fn install_images(
     let manifest = serde_json::to_vec(&entries)
         .map_err(|e| CaptureError::Invalid(format!("cannot encode the image manifest: {e}")))?;
     let (reader, writer) = std::io::pipe().map_err(|e| CaptureError::io("create", "pipe", e))?;
-    let dir = dir.to_path_buf();
     // The images go to `load` as a docker-archive streamed from the staged
-    // blobs: one verification and installation path for every image.
-    let feeder = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(COPY_BUF, writer));
-        let mut h = entry_header("manifest.json", manifest.len() as u64)?;
-        h.set_cksum();
-        tar.append(&h, &manifest[..])?;
-        for d in &files {
-            let f = File::open(dir.join(d.hex()))?;
-            let len = f.metadata()?.len();
-            let mut h = entry_header(&format!("blobs/sha256/{}", d.hex()), len)?;
+    // blobs: one verification and installation path for every image. A
+    // thin import may have left out a layer this store already has: it is
+    // streamed from the layer store.
+    let (loaded, fed) = std::thread::scope(|s| {
+        let feeder = s.spawn(move || -> std::io::Result<()> {
+            let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(COPY_BUF, writer));
+            let mut h = entry_header("manifest.json", manifest.len() as u64)?;
             h.set_cksum();
-            tar.append(&h, f)?;
-        }
-        tar.into_inner()?.flush()
+            tar.append(&h, &manifest[..])?;
+            for d in &files {
+                let name = format!("blobs/sha256/{}", d.hex());
+                match File::open(dir.join(d.hex())) {
+                    Ok(f) => {
+                        let len = f.metadata()?.len();
+                        let mut h = entry_header(&name, len)?;
+                        h.set_cksum();
+                        tar.append(&h, f)?;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let len = store
+                            .layer_sizes(std::slice::from_ref(d))
+                            .map_err(std::io::Error::other)?
+                            .first()
+                            .copied()
+                            .ok_or_else(|| std::io::Error::other(format!("no layer {d}")))?;
+                        let mut h = entry_header(&name, len)?;
+                        h.set_cksum();
+                        let out = tar.get_mut();
+                        out.write_all(h.as_bytes())?;
+                        let n = store
+                            .write_layer(d, &mut *out)
+                            .map_err(std::io::Error::other)?;
+                        if n != len {
+                            return Err(std::io::Error::other(format!(
+                                "layer {d} is {n} bytes, {len} expected"
+                            )));
+                        }
+                        let pad = (BLOCK - len % BLOCK) % BLOCK;
+                        out.write_all(&[0u8; BLOCK as usize][..pad as usize])?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            tar.into_inner()?.flush()
+        });
+        let loaded = store.load(reader);
+        // A load that stopped early closed the pipe: the feeder's error is
+        // then only a consequence.
+        let fed = feeder
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("the image feeder panicked")));
+        (loaded, fed)
     });
-    let loaded = store.load(reader);
-    // A load that stopped early closed the pipe: the feeder's error is then
-    // only a consequence.
-    let fed = feeder
-        .join()
-        .unwrap_or_else(|_| Err(std::io::Error::other("the image feeder panicked")));
     let report = loaded.map_err(|e| invalid(format!("its images: {e}")))?;
     fed.map_err(|e| CaptureError::io("read", "staged image blobs", e))?;
     Ok(report.images.into_iter().map(|i| i.id).collect())

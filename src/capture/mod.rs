@@ -21,6 +21,7 @@ pub mod index;
 pub mod manifest;
 pub mod procs;
 pub mod read;
+pub mod recv;
 pub mod restore;
 pub mod search;
 pub mod sink;

@@ -154,6 +154,8 @@ pub enum Command {
     /// Manage a cluster of amber hosts.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Move containers to another host (capture, transfer, restore there).
+    Migrate(migrate::Args),
     /// Internal: the per-container supervisor (started by the daemon).
     #[command(hide = true)]
     Shim {
@@ -372,6 +374,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Capture(a) => capture::run(&c?, a).await,
         Command::Bundle(cmd) => bundle::run(&c?, cmd).await,
         Command::Restore(a) => restore::run(&c?, a).await,
+        Command::Migrate(a) => migrate::run(&c?, a).await,
         Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
         Command::Rollback(a) => baseline::rollback(&c?, a).await,
         other => container(&c?, top_level(other)?).await,

@@ -46,7 +46,7 @@ const CGROUP_FILES: &[&str] = &[
 
 /// Serialises captures and bundle removal, so a blob found in the store by
 /// one capture is not collected by a concurrent `bundle rm`.
-static CAPTURE_LOCK: Mutex<()> = Mutex::new(());
+pub(super) static CAPTURE_LOCK: Mutex<()> = Mutex::new(());
 
 /// What `POST /amber/v1/capture` asks for.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -352,7 +352,7 @@ impl Engine {
 
     /// Full-text index the new bundles' log chunks without holding up the
     /// capture (`search` catches up itself when it runs first).
-    fn index_logs_in_background(&self) {
+    pub(super) fn index_logs_in_background(&self) {
         let store = std::sync::Arc::clone(&self.store);
         std::thread::spawn(move || match capture::index::index_pending_logs(&store) {
             Ok(n) => tracing::debug!(chunks = n, "indexed captured log chunks"),
@@ -512,7 +512,8 @@ impl Engine {
                 removed.push(b.id);
             }
         }
-        Ok(json!({"BundlesDeleted": removed, "SpaceReclaimed": freed}))
+        let staging = capture::recv::prune(&self.store, false);
+        Ok(json!({"BundlesDeleted": removed, "SpaceReclaimed": freed, "StagingRemoved": staging}))
     }
 
     /// `bundle search`.
@@ -596,8 +597,18 @@ impl Engine {
         &self,
         r: impl std::io::Read,
     ) -> Result<capture::archive::ImportReport, EngineError> {
-        let _guard = lock(&CAPTURE_LOCK);
-        let report = capture::archive::import(&self.store, r)?;
+        self.import_bundle_with(r, &capture::archive::ImportOptions::default())
+    }
+
+    /// `bundle import` of a thin or resumable archive (docs/transfer.md).
+    /// The capture lock is held only while the bundle is made visible, so
+    /// several imports stream and verify in parallel.
+    pub fn import_bundle_with(
+        &self,
+        r: impl std::io::Read,
+        opts: &capture::archive::ImportOptions,
+    ) -> Result<capture::archive::ImportReport, EngineError> {
+        let report = capture::archive::import_with(&self.store, r, opts, &CAPTURE_LOCK)?;
         self.index_logs_in_background();
         tracing::info!(bundle_id = %report.id, new_bytes = report.new_bytes, "imported bundle");
         Ok(report)

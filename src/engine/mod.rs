@@ -7,6 +7,7 @@
 
 mod baseline;
 mod build;
+mod bundle_transfer;
 mod capture;
 mod capture_core;
 mod capture_live;
@@ -19,6 +20,7 @@ mod images;
 mod lifecycle;
 mod list;
 mod logs;
+mod migrate;
 mod mounts;
 mod network;
 mod network_host;
@@ -32,6 +34,7 @@ mod system;
 mod transfer;
 mod volumes;
 
+pub use bundle_transfer::{MissingReport, MissingRequest, ThinExportRequest, TransferReport};
 pub use capture::CaptureOptions;
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
@@ -40,6 +43,7 @@ pub use images::ImageFilters;
 pub use lifecycle::{ExitEvents, WaitCondition};
 pub use list::{parse_filter_map, ListOptions};
 pub use logs::{parse_time, LogCursor, LogOptions};
+pub use migrate::{MigrateOptions, MigrateReport};
 pub use networks::NetworkCreateOptions;
 pub use restore::RestoreOptions;
 pub use spec::ContainerSpec;
@@ -88,6 +92,10 @@ pub enum EngineError {
     /// Networking failed.
     #[error(transparent)]
     Net(#[from] crate::net::NetError),
+    /// Another daemon (a transfer's or migration's peer) failed or could
+    /// not be reached (502).
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// How the engine is set up.

@@ -90,6 +90,11 @@ impl Store {
         self.staging(prefix)
     }
 
+    /// The store's `tmp/` directory.
+    pub fn tmp_dir(&self) -> &std::path::Path {
+        &self.tmp
+    }
+
     /// Move a verified staged file into the blob store as `digest` (no row;
     /// see [`Store::put_blob_unindexed`]). Returns whether it is new.
     pub fn install_blob_file(

@@ -9,12 +9,38 @@ use super::{blobs, layers, Store, StoreError};
 use crate::types::api::CheckReport;
 use crate::types::Digest;
 
+/// `tmp/` entries of resumable bundle transfers, kept across a restart
+/// for [`RESUMABLE_MAX_AGE`].
+pub const RESUMABLE_PREFIX: &str = "bundle-recv-";
+/// How long a resumable transfer's staging directory is kept.
+pub const RESUMABLE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A directory modified less than [`RESUMABLE_MAX_AGE`] ago.
+pub fn is_fresh(p: &Path) -> bool {
+    fs::symlink_metadata(p)
+        .ok()
+        .filter(|m| m.is_dir())
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age < RESUMABLE_MAX_AGE)
+}
+
 impl Store {
     /// Remove what a crash can leave behind: everything in `tmp/`, blobs and
     /// layer directories that no row points at.
     pub(crate) fn remove_orphans(&self) -> Result<(), StoreError> {
         for entry in read_dir_names(&self.tmp)? {
             let p = self.tmp.join(&entry);
+            if entry.starts_with(RESUMABLE_PREFIX) && is_fresh(&p) {
+                // A transfer's verified blobs, kept so a retry sends only
+                // the rest (docs/transfer.md): only partial files go.
+                for name in read_dir_names(&p)? {
+                    if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        let _ = fs::remove_file(p.join(name));
+                    }
+                }
+                continue;
+            }
             if p.is_dir() {
                 layers::remove_tree(&p);
             } else {

@@ -23,6 +23,7 @@ mod transfer;
 mod unpack;
 mod volumes;
 
+pub use check::{is_fresh, RESUMABLE_MAX_AGE, RESUMABLE_PREFIX};
 pub use commit::CommitLayer;
 pub use containers::{ContainerRecord, NewContainer};
 pub use images::{repo_of as repo_name, ImageRecord, RemoveOptions};

@@ -1,4 +1,4 @@
-//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff|core`.
+//! `amber bundle ls|inspect|rm|prune|search|files|cat|diff|core|push|pull`.
 
 use std::io::Write;
 
@@ -36,6 +36,10 @@ pub enum Command {
     Export(super::bundle_archive::ExportArgs),
     /// Import a bundle archive (verified before it becomes visible).
     Import(super::bundle_archive::ImportArgs),
+    /// Send a bundle to another daemon (only the blobs it lacks).
+    Push(super::bundle_transfer::TransferArgs),
+    /// Fetch a bundle from another daemon (only the blobs this one lacks).
+    Pull(super::bundle_transfer::TransferArgs),
 }
 
 /// List bundles.
@@ -171,6 +175,8 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Core(a) => super::bundle_core::run(c, a).await,
         Command::Export(a) => super::bundle_archive::export(c, a).await,
         Command::Import(a) => super::bundle_archive::import(c, a).await,
+        Command::Push(a) => super::bundle_transfer::run(c, a, true).await,
+        Command::Pull(a) => super::bundle_transfer::run(c, a, false).await,
     }
 }
 
