@@ -143,6 +143,9 @@ pub enum Command {
     Baseline(baseline::Command),
     /// Put every container of a baseline back to its captured state.
     Rollback(baseline::RollbackArgs),
+    /// Manage the cluster: the host inventory and whole-cluster commands.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Recreate the containers of a bundle (files, config, log) and start
     /// those that were running.
     Restore(restore::Args),
@@ -354,6 +357,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Restore(a) => restore::run(&c?, a).await,
         Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
         Command::Rollback(a) => baseline::rollback(&c?, a).await,
+        Command::Cluster(cmd) => cluster::run(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod bundle_archive;
 pub mod bundle_core;
 pub mod capture;
+pub mod cluster;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;
