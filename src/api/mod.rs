@@ -129,7 +129,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/amber/v1/cluster/containers", get(cluster::containers))
         .route("/amber/v1/cluster/images", get(cluster::images))
         .route("/amber/v1/cluster/capture", post(cluster::capture))
-        .route("/amber/v1/cluster/baselines", post(cluster::create_baseline))
+        .route(
+            "/amber/v1/cluster/baselines",
+            post(cluster::create_baseline),
+        )
         .route(
             "/amber/v1/cluster/baselines/{name}/rollback",
             post(cluster::rollback),

@@ -79,10 +79,8 @@ impl Engine {
         if let Some(s) = all.iter().find(|s| s.id == name) {
             return Ok(s.clone());
         }
-        let mut found: Vec<BundleSet> = all
-            .into_iter()
-            .filter(|s| s.id.starts_with(name))
-            .collect();
+        let mut found: Vec<BundleSet> =
+            all.into_iter().filter(|s| s.id.starts_with(name)).collect();
         match found.len() {
             1 if name.len() > 2 => Ok(found.remove(0)),
             0 | 1 => Err(EngineError::NotFound(format!("no such bundle set: {name}"))),
@@ -101,13 +99,13 @@ impl Engine {
             .into_iter()
             .map(|b| (b.id.clone(), b))
             .collect();
-        let mut v = serde_json::to_value(&set).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
-        for (h, out) in set.hosts.iter().zip(
-            v["hosts"]
-                .as_array_mut()
-                .into_iter()
-                .flatten(),
-        ) {
+        let mut v =
+            serde_json::to_value(&set).map_err(|e| EngineError::InvalidArgument(e.to_string()))?;
+        for (h, out) in set
+            .hosts
+            .iter()
+            .zip(v["hosts"].as_array_mut().into_iter().flatten())
+        {
             let here = h.bundle.as_ref().and_then(|b| bundles.get(b));
             out["present"] = json!(here.is_some() && h.status == "ok");
             if let Some(b) = here {

@@ -195,10 +195,8 @@ impl Engine {
                     }
                     Outcome::Failed(e) => row["Error"] = json!(e),
                     Outcome::Timeout => {
-                        row["Error"] = json!(format!(
-                            "no answer within {} s",
-                            PROBE_TIMEOUT.as_secs()
-                        ))
+                        row["Error"] =
+                            json!(format!("no answer within {} s", PROBE_TIMEOUT.as_secs()))
                     }
                 }
                 row
@@ -326,10 +324,7 @@ impl Engine {
                 }
                 Outcome::Failed(e) => part.error = Some(format!("capture: {e}")),
                 Outcome::Timeout => {
-                    part.error = Some(format!(
-                        "capture: no answer within {} s",
-                        limit.as_secs()
-                    ))
+                    part.error = Some(format!("capture: no answer within {} s", limit.as_secs()))
                 }
             }
             if part.status != "ok" {
@@ -505,7 +500,10 @@ impl Engine {
         .await;
         Ok(result_rows(&hosts, res, limit, |v| {
             let n = |k: &str| v[k].as_array().map_or(0, |a| a.len());
-            (n("Reset") + n("Restored"), v["Bundle"].as_str().map(String::from))
+            (
+                n("Reset") + n("Restored"),
+                v["Bundle"].as_str().map(String::from),
+            )
         }))
     }
 }

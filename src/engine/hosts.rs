@@ -92,9 +92,7 @@ pub fn validate_host(h: &mut HostRecord) -> Result<(), EngineError> {
             )));
         }
         if !p.is_file() {
-            return Err(EngineError::InvalidArgument(format!(
-                "{f}: no such file"
-            )));
+            return Err(EngineError::InvalidArgument(format!("{f}: no such file")));
         }
     }
     Ok(())
@@ -189,7 +187,10 @@ impl Engine {
                 return Err(EngineError::NotFound(format!("no such host: {n}")));
             }
         }
-        Ok(all.into_iter().filter(|h| names.contains(&h.name)).collect())
+        Ok(all
+            .into_iter()
+            .filter(|h| names.contains(&h.name))
+            .collect())
     }
 
     /// The API client of a remote daemon: `host` is an inventory name or a

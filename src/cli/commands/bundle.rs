@@ -203,10 +203,7 @@ async fn ls(c: &Client, a: LsArgs) -> anyhow::Result<i32> {
     for s in &sets {
         for m in s["members"].as_array().into_iter().flatten() {
             if let (Some(b), "ok") = (m["bundle"].as_str(), m["status"].as_str().unwrap_or("")) {
-                member.insert(
-                    b.to_string(),
-                    (s["id"].clone(), m["host"].clone()),
-                );
+                member.insert(b.to_string(), (s["id"].clone(), m["host"].clone()));
             }
         }
     }
@@ -253,9 +250,18 @@ async fn ls(c: &Client, a: LsArgs) -> anyhow::Result<i32> {
                 label = format!("{label} [baseline {n}]");
             }
             if b["kind"] == "set" {
-                let (n, ok) = (b["hosts"].as_u64().unwrap_or(0), b["hosts_ok"].as_u64().unwrap_or(0));
-                let failed = if ok < n { format!(", {} failed", n - ok) } else { String::new() };
-                label = format!("{label} [set: {n} hosts{failed}]").trim_start().to_string();
+                let (n, ok) = (
+                    b["hosts"].as_u64().unwrap_or(0),
+                    b["hosts_ok"].as_u64().unwrap_or(0),
+                );
+                let failed = if ok < n {
+                    format!(", {} failed", n - ok)
+                } else {
+                    String::new()
+                };
+                label = format!("{label} [set: {n} hosts{failed}]")
+                    .trim_start()
+                    .to_string();
             }
             let mut row = vec![
                 text("id"),

@@ -128,7 +128,7 @@ pub struct CaptureArgs {
     #[arg(long = "annotate")]
     pub annotate: Vec<String>,
     /// Only these hosts (comma-separated inventory names; repeatable).
-    #[arg(long, visible_alias = "host", value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',')]
     pub hosts: Vec<String>,
     /// Keep the content of volumes and bind mounts too.
     #[arg(long)]
@@ -224,8 +224,7 @@ fn json_only(format: Option<&str>) -> anyhow::Result<bool> {
 /// A credential path as the daemon must read it: absolute, existing.
 fn abs_file(p: &Option<String>) -> anyhow::Result<Option<String>> {
     let Some(p) = p else { return Ok(None) };
-    let path = std::fs::canonicalize(Path::new(p))
-        .map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
+    let path = std::fs::canonicalize(Path::new(p)).map_err(|e| anyhow::anyhow!("{p}: {e}"))?;
     if !path.is_file() {
         anyhow::bail!("{p}: not a file");
     }
@@ -278,7 +277,10 @@ async fn ls(c: &Client, a: LsArgs) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    print_table(&["NAME", "URL", "REACHABLE", "VERSION", "CONTAINERS"], &rows);
+    print_table(
+        &["NAME", "URL", "REACHABLE", "VERSION", "CONTAINERS"],
+        &rows,
+    );
     Ok(0)
 }
 
@@ -352,7 +354,11 @@ async fn ps(c: &Client, a: PsArgs) -> anyhow::Result<i32> {
                         p["PrivatePort"],
                         p["Type"].as_str().unwrap_or("tcp")
                     ),
-                    None => format!("{}/{}", p["PrivatePort"], p["Type"].as_str().unwrap_or("tcp")),
+                    None => format!(
+                        "{}/{}",
+                        p["PrivatePort"],
+                        p["Type"].as_str().unwrap_or("tcp")
+                    ),
                 })
                 .collect();
             let mut cmd = s(it, "Command");
@@ -495,7 +501,10 @@ fn host_results(v: &[Value], count: &str, json: bool) -> anyhow::Result<i32> {
                 vec![
                     s("Host"),
                     s("Status"),
-                    r["Count"].as_u64().map(|n| n.to_string()).unwrap_or_default(),
+                    r["Count"]
+                        .as_u64()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
                     r["Ms"].to_string(),
                     s("Error"),
                 ]
@@ -508,7 +517,8 @@ fn host_results(v: &[Value], count: &str, json: bool) -> anyhow::Result<i32> {
 
 async fn baseline(c: &Client, a: BaselineArgs) -> anyhow::Result<i32> {
     let json = json_only(a.format.as_deref())?;
-    let body = json!({"name": a.name, "hosts": a.hosts, "volumes": a.volumes, "timeout": a.timeout});
+    let body =
+        json!({"name": a.name, "hosts": a.hosts, "volumes": a.volumes, "timeout": a.timeout});
     let resp = c.post_json("/amber/v1/cluster/baselines", &body).await?;
     let v: Vec<Value> = serde_json::from_slice(&read_all(resp).await?)?;
     host_results(&v, "CONTAINERS", json)
@@ -517,10 +527,7 @@ async fn baseline(c: &Client, a: BaselineArgs) -> anyhow::Result<i32> {
 async fn rollback(c: &Client, a: RollbackArgs) -> anyhow::Result<i32> {
     let json = json_only(a.format.as_deref())?;
     let body = json!({"hosts": a.hosts, "prune": a.prune, "timeout": a.timeout});
-    let path = format!(
-        "/amber/v1/cluster/baselines/{}/rollback",
-        enc_path(&a.name)
-    );
+    let path = format!("/amber/v1/cluster/baselines/{}/rollback", enc_path(&a.name));
     let resp = c.post_json(&path, &body).await?;
     let v: Vec<Value> = serde_json::from_slice(&read_all(resp).await?)?;
     host_results(&v, "RESET", json)
