@@ -11,12 +11,14 @@ use crate::cli::output::{human_size, print_table};
 /// `amber bundle ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// List bundles (ID, label, time, containers, size, new bytes).
+    /// List bundles and bundle sets (ID, label, time, containers, size,
+    /// new bytes); a set's bundles only with --all.
     #[command(visible_alias = "list")]
     Ls(LsArgs),
-    /// Print a bundle's manifest (JSON).
+    /// Print a bundle's manifest (JSON), or a bundle set's (`s-…`).
     Inspect(IdArgs),
-    /// Remove bundles (blobs no other bundle or image uses are freed).
+    /// Remove bundles (blobs no other bundle or image uses are freed); a
+    /// bundle set (`s-…`) goes with its bundles.
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
     /// Remove every bundle that is not a baseline.
@@ -27,8 +29,9 @@ pub enum Command {
     Files(FilesArgs),
     /// Print a captured file: `bundle cat ID CONTAINER:PATH`.
     Cat(CatArgs),
-    /// Compare two bundles, or a bundle with the live containers: files,
-    /// config, env, processes, ports, new log lines.
+    /// Compare two bundles (or two bundle sets, per host), or a bundle with
+    /// the live containers: files, config, env, processes, ports, new log
+    /// lines.
     Diff(DiffArgs),
     /// List a container's core dumps (`capture --core`), or write one out.
     Core(super::bundle_core::CoreArgs),
@@ -55,7 +58,7 @@ pub struct LsArgs {
 /// One bundle.
 #[derive(Debug, clap::Args)]
 pub struct IdArgs {
-    /// Bundle ID (or unique prefix).
+    /// Bundle ID (or unique prefix), or bundle set ID (`s-…`).
     pub bundle: String,
 }
 
@@ -80,7 +83,7 @@ pub struct PruneArgs {
 pub struct SearchArgs {
     /// Words to find (as a phrase).
     pub text: String,
-    /// Only in this bundle.
+    /// Only in this bundle, or in the bundles of this bundle set (`s-…`).
     #[arg(long)]
     pub bundle: Option<String>,
     /// Only in this container (name).
