@@ -176,6 +176,17 @@ impl Cluster {
 impl Host {
     /// (Re)start the daemon inside the namespace and wait for it.
     pub fn spawn(&mut self) {
+        if !self.try_spawn() {
+            panic!(
+                "host daemon {} did not start: {}",
+                self.name,
+                self.daemon.log()
+            );
+        }
+    }
+
+    /// (Re)start the daemon; whether it answers within 20 s.
+    fn try_spawn(&mut self) -> bool {
         let d = &mut self.daemon;
         let log = std::fs::File::options()
             .create(true)
@@ -209,17 +220,19 @@ impl Host {
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
-            .spawn()
-            .expect("nsenter (util-linux) must be installed");
+            .spawn();
+        let Ok(child) = child else {
+            return false; // nsenter (util-linux) must be installed
+        };
         d.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if pings(&d.socket()) {
-                return;
+                return true;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("host daemon {} did not start: {}", self.name, d.log());
+        false
     }
 
     /// The daemon's pid.
@@ -264,10 +277,14 @@ fn pings(socket: &Path) -> bool {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        // A stopped daemon cannot clean up: let it go on first.
-        for h in &self.hosts {
+        // A stopped daemon cannot clean up: let it go on first; a killed
+        // one is started again (it thaws what it left frozen) to remove
+        // its containers.
+        for h in &mut self.hosts {
             if h.daemon.child.is_some() {
                 h.signal(libc::SIGCONT);
+            } else {
+                let _ = h.try_spawn();
             }
         }
         // Each host daemon's own drop removes its containers, stops it and
