@@ -118,3 +118,40 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(chunks: &[&'static [u8]], end: bool) -> ChannelReader {
+        let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
+        for c in chunks {
+            tx.try_send(Some(Bytes::from_static(c))).unwrap();
+        }
+        if end {
+            tx.try_send(None).unwrap();
+        }
+        ChannelReader {
+            rx,
+            buf: Bytes::new(),
+            done: false,
+        }
+    }
+
+    #[test]
+    fn a_complete_transfer_reads_to_its_end() {
+        let mut out = Vec::new();
+        reader(&[b"abc", b"", b"defg"], true)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, b"abcdefg");
+    }
+
+    #[test]
+    fn an_interrupted_transfer_is_an_error_not_an_end() {
+        let mut out = Vec::new();
+        let e = reader(&[b"abc"], false).read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(out, b"abc");
+    }
+}
