@@ -68,7 +68,7 @@ pub async fn search(State(e): State<AppState>, uri: Uri) -> Result<Response, Api
         .filter(|s| !s.is_empty())
         .map(String::from);
     let v = blocking(move || {
-        e.search_bundles(&text, bundle.as_deref(), container.as_deref(), SEARCH_LIMIT)
+        e.search_with_sets(&text, bundle.as_deref(), container.as_deref(), SEARCH_LIMIT)
     })
     .await?;
     Ok(Json(v).into_response())

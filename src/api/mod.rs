@@ -4,6 +4,7 @@
 
 mod build;
 mod capture;
+mod cluster;
 mod containers;
 mod error;
 mod exec;
@@ -126,6 +127,31 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route(
             "/amber/v1/baselines/{name}/rollback",
             post(capture::rollback),
+        )
+        .route(
+            "/amber/v1/cluster/hosts",
+            get(cluster::list_hosts).post(cluster::add_host),
+        )
+        .route(
+            "/amber/v1/cluster/hosts/{name}",
+            axum::routing::delete(cluster::remove_host),
+        )
+        .route("/amber/v1/cluster/containers", get(cluster::containers))
+        .route("/amber/v1/cluster/images", get(cluster::images))
+        .route("/amber/v1/cluster/capture", post(cluster::capture))
+        .route(
+            "/amber/v1/cluster/baselines",
+            post(cluster::create_baseline),
+        )
+        .route(
+            "/amber/v1/cluster/baselines/{name}/rollback",
+            post(cluster::rollback),
+        )
+        .route("/amber/v1/bundle-sets", get(cluster::list_sets))
+        .route("/amber/v1/bundle-sets/diff", get(cluster::diff_sets))
+        .route(
+            "/amber/v1/bundle-sets/{id}",
+            get(cluster::inspect_set).delete(cluster::remove_set),
         )
         .route("/exec/{id}/start", post(exec::start))
         .route("/exec/{id}/resize", post(exec::resize))

@@ -148,12 +148,12 @@ pub enum Command {
     Baseline(baseline::Command),
     /// Put every container of a baseline back to its captured state.
     Rollback(baseline::RollbackArgs),
+    /// Manage the cluster: the host inventory and whole-cluster commands.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Recreate the containers of a bundle (files, config, log) and start
     /// those that were running.
     Restore(restore::Args),
-    /// Manage a cluster of amber hosts.
-    #[command(subcommand)]
-    Cluster(ClusterCommand),
     /// Move containers to another host (capture, transfer, restore there).
     Migrate(migrate::Args),
     /// Internal: the per-container supervisor (started by the daemon).
@@ -276,13 +276,6 @@ pub enum RegistryCommand {
     Gc(registry_gc::Args),
 }
 
-/// `amber cluster ...`.
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Generate a CA, a server certificate per host and a client certificate.
-    Certs(cluster_certs::Args),
-}
-
 /// Parse the command line, run the command and return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -335,7 +328,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             init_logging(&cli.log_level, &cli.log_format)?;
             daemon::run(args, cli.host, cli.remote).await
         }
-        Command::Cluster(ClusterCommand::Certs(a)) => cluster_certs::run(a),
+        Command::Cluster(cluster::ClusterCommand::Certs(a)) => cluster_certs::run(a),
         Command::Shim { args } => Ok(crate::runtime::shim_main(args)),
         Command::Proxy { args } => Ok(crate::net::proxy_process::proxy_main(args)),
         Command::Registry(RegistryCommand::Serve(a)) => {
@@ -377,6 +370,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Migrate(a) => migrate::run(&c?, a).await,
         Command::Baseline(cmd) => baseline::run(&c?, cmd).await,
         Command::Rollback(a) => baseline::rollback(&c?, a).await,
+        Command::Cluster(cmd) => cluster::run(&c?, cmd).await,
         other => container(&c?, top_level(other)?).await,
     }
 }

@@ -85,11 +85,6 @@ fn joined<T>(r: Result<Result<T, EngineError>, tokio::task::JoinError>) -> Resul
     r.map_err(|e| EngineError::Remote(format!("transfer task failed: {e}")))?
 }
 
-/// Resolve a HOST of `bundle push/pull` and `migrate` to a client. Until
-/// the cluster inventory is merged, HOST is a URL.
-pub(super) fn client_for(host: &str) -> Result<Client, EngineError> {
-    Client::new(host).map_err(|e| EngineError::InvalidArgument(e.to_string()))
-}
 
 impl Engine {
     /// The archive index of a bundle (`GET /amber/v1/bundles/{id}/index`):
@@ -316,7 +311,7 @@ impl Engine {
         id: &str,
         push: bool,
     ) -> Result<TransferReport, EngineError> {
-        let client = client_for(host)?;
+        let client = self.remote_client(host)?;
         if push {
             self.push_bundle(&client, id).await
         } else {

@@ -17,7 +17,7 @@ use hyper::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::bundle_transfer::{client_for, remote_err, TransferReport};
+use super::bundle_transfer::{remote_err, TransferReport};
 use super::{CaptureOptions, Engine, EngineError, RestoreOptions};
 use crate::cli::client::{empty, enc_path, read_all, Client};
 
@@ -200,9 +200,9 @@ impl Engine {
         self: &Arc<Self>,
         opts: &MigrateOptions,
     ) -> Result<MigrateReport, EngineError> {
-        let target = client_for(&opts.to)?;
+        let target = self.remote_client(&opts.to)?;
         let source = match opts.from.as_deref().filter(|s| !s.is_empty()) {
-            Some(h) => Some(client_for(h)?),
+            Some(h) => Some(self.remote_client(h)?),
             None => None,
         };
         self.migrate(

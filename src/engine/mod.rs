@@ -8,14 +8,17 @@
 mod baseline;
 mod build;
 mod bundle_transfer;
+mod bundle_sets;
 mod capture;
 mod capture_core;
 mod capture_live;
+mod cluster;
 mod commit;
 mod containers;
 mod digest_cache;
 mod exec;
 mod files;
+mod hosts;
 mod images;
 mod lifecycle;
 mod list;
@@ -35,10 +38,15 @@ mod transfer;
 mod volumes;
 
 pub use bundle_transfer::{MissingReport, MissingRequest, ThinExportRequest, TransferReport};
+pub use bundle_sets::is_set_id;
 pub use capture::CaptureOptions;
+pub use cluster::{
+    BundleSet, ClusterBaselineOptions, ClusterCaptureOptions, SetHost, DEFAULT_TIMEOUT_SECS,
+};
 pub use commit::CommitOptions;
 pub use containers::{human_duration, shell_join, status_text, ContainerView};
 pub use exec::ExecRecord;
+pub use hosts::HostRecord;
 pub use images::ImageFilters;
 pub use lifecycle::{ExitEvents, WaitCondition};
 pub use list::{parse_filter_map, ListOptions};

@@ -149,6 +149,47 @@ const MIGRATIONS: &[&str] = &[
      CREATE VIRTUAL TABLE bundle_text USING fts5(
         text, kind UNINDEXED, bundle_id UNINDEXED, container_id UNINDEXED
      );",
+    // 5: clusters (docs/cluster.md): the host inventory, bundle sets (one
+    // `cluster capture`: per host its bundle and outcome) and cluster
+    // baselines (which hosts hold their part).
+    "CREATE TABLE cluster_hosts (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        tlscacert TEXT,
+        tlscert TEXT,
+        tlskey TEXT,
+        token_file TEXT,
+        created TEXT NOT NULL
+     );
+     CREATE TABLE bundle_sets (
+        id TEXT PRIMARY KEY,
+        label TEXT NOT NULL DEFAULT '',
+        annotations TEXT NOT NULL DEFAULT '{}',
+        created TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL
+     );
+     CREATE TABLE bundle_set_hosts (
+        set_id TEXT NOT NULL REFERENCES bundle_sets(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        url TEXT NOT NULL,
+        bundle_id TEXT,
+        status TEXT NOT NULL,
+        error TEXT,
+        bytes INTEGER NOT NULL DEFAULT 0,
+        containers INTEGER NOT NULL DEFAULT 0,
+        ms INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (set_id, host)
+     );
+     CREATE INDEX bundle_set_hosts_by_bundle ON bundle_set_hosts(bundle_id);
+     CREATE TABLE cluster_baselines (
+        name TEXT NOT NULL,
+        host TEXT NOT NULL,
+        status TEXT NOT NULL,
+        error TEXT,
+        created TEXT NOT NULL,
+        PRIMARY KEY (name, host)
+     );",
 ];
 
 /// Open (creating if needed) the database at `path` and bring its schema up

@@ -11,12 +11,14 @@ use crate::cli::output::{human_size, print_table};
 /// `amber bundle ...`.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// List bundles (ID, label, time, containers, size, new bytes).
+    /// List bundles and bundle sets (ID, label, time, containers, size,
+    /// new bytes); a set's bundles only with --all.
     #[command(visible_alias = "list")]
     Ls(LsArgs),
-    /// Print a bundle's manifest (JSON).
+    /// Print a bundle's manifest (JSON), or a bundle set's (`s-…`).
     Inspect(IdArgs),
-    /// Remove bundles (blobs no other bundle or image uses are freed).
+    /// Remove bundles (blobs no other bundle or image uses are freed); a
+    /// bundle set (`s-…`) goes with its bundles.
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
     /// Remove every bundle that is not a baseline.
@@ -27,8 +29,9 @@ pub enum Command {
     Files(FilesArgs),
     /// Print a captured file: `bundle cat ID CONTAINER:PATH`.
     Cat(CatArgs),
-    /// Compare two bundles, or a bundle with the live containers: files,
-    /// config, env, processes, ports, new log lines.
+    /// Compare two bundles (or two bundle sets, per host), or a bundle with
+    /// the live containers: files, config, env, processes, ports, new log
+    /// lines.
     Diff(DiffArgs),
     /// List a container's core dumps (`capture --core`), or write one out.
     Core(super::bundle_core::CoreArgs),
@@ -45,6 +48,9 @@ pub enum Command {
 /// List bundles.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
+    /// Also list the bundles that belong to bundle sets (SET and HOST).
+    #[arg(short, long)]
+    pub all: bool,
     /// Only print IDs.
     #[arg(short, long)]
     pub quiet: bool,
@@ -56,7 +62,7 @@ pub struct LsArgs {
 /// One bundle.
 #[derive(Debug, clap::Args)]
 pub struct IdArgs {
-    /// Bundle ID (or unique prefix).
+    /// Bundle ID (or unique prefix), or bundle set ID (`s-…`).
     pub bundle: String,
 }
 
@@ -81,7 +87,7 @@ pub struct PruneArgs {
 pub struct SearchArgs {
     /// Words to find (as a phrase).
     pub text: String,
-    /// Only in this bundle.
+    /// Only in this bundle, or in the bundles of this bundle set (`s-…`).
     #[arg(long)]
     pub bundle: Option<String>,
     /// Only in this container (name).
@@ -135,7 +141,7 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Ls(a) => ls(c, a).await,
         Command::Inspect(a) => {
             let v: Value = c
-                .get(&format!("/amber/v1/bundles/{}", enc_path(&a.bundle)))
+                .get(&format!("{}/{}", base_of(&a.bundle), enc_path(&a.bundle)))
                 .await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
             Ok(0)
@@ -143,7 +149,7 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
         Command::Rm(a) => {
             let mut code = 0;
             for b in &a.bundles {
-                let path = format!("/amber/v1/bundles/{}", enc_path(b));
+                let path = format!("{}/{}", base_of(b), enc_path(b));
                 match c.send(Method::DELETE, &path, None, empty()).await {
                     Ok(resp) => {
                         read_all(resp).await?;
@@ -180,6 +186,15 @@ pub async fn run(c: &Client, cmd: Command) -> anyhow::Result<i32> {
     }
 }
 
+/// The endpoint of a bundle (`b-…`) or of a bundle set (`s-…`).
+fn base_of(id: &str) -> &'static str {
+    if id.starts_with("s-") {
+        "/amber/v1/bundle-sets"
+    } else {
+        "/amber/v1/bundles"
+    }
+}
+
 fn json_only(format: Option<&str>) -> anyhow::Result<bool> {
     match format {
         None | Some("table") => Ok(false),
@@ -189,43 +204,94 @@ fn json_only(format: Option<&str>) -> anyhow::Result<bool> {
 }
 
 async fn ls(c: &Client, a: LsArgs) -> anyhow::Result<i32> {
-    let v: Vec<Value> = c.get("/amber/v1/bundles").await?;
-    if json_only(a.format.as_deref())? {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+    let json = json_only(a.format.as_deref())?;
+    let bundles: Vec<Value> = c.get("/amber/v1/bundles").await?;
+    let sets: Vec<Value> = c.get("/amber/v1/bundle-sets").await?;
+    // Member bundles: by bundle ID, the set and host.
+    let mut member = std::collections::HashMap::new();
+    for s in &sets {
+        for m in s["members"].as_array().into_iter().flatten() {
+            if let (Some(b), "ok") = (m["bundle"].as_str(), m["status"].as_str().unwrap_or("")) {
+                member.insert(b.to_string(), (s["id"].clone(), m["host"].clone()));
+            }
+        }
+    }
+    // Sets and bundles, newest first; members only with --all.
+    let mut rows: Vec<Value> = Vec::new();
+    for s in &sets {
+        let mut s = s.clone();
+        s["kind"] = "set".into();
+        rows.push(s);
+    }
+    for b in &bundles {
+        let mut b = b.clone();
+        b["kind"] = "bundle".into();
+        let id = b["id"].as_str().unwrap_or_default().to_string();
+        if let Some((set, host)) = member.get(&id) {
+            if !a.all && !json {
+                continue;
+            }
+            b["set"] = set.clone();
+            b["host"] = host.clone();
+        }
+        rows.push(b);
+    }
+    rows.sort_by(|x, y| {
+        let t = |v: &Value| v["created"].as_str().unwrap_or_default().to_string();
+        t(y).cmp(&t(x))
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(0);
     }
     if a.quiet {
-        for b in &v {
+        for b in &rows {
             println!("{}", b["id"].as_str().unwrap_or_default());
         }
         return Ok(0);
     }
-    let rows: Vec<Vec<String>> = v
+    let table: Vec<Vec<String>> = rows
         .iter()
         .map(|b| {
-            let label = match b["baseline"].as_str() {
-                Some(n) => format!("{} [baseline {n}]", b["label"].as_str().unwrap_or_default()),
-                None => b["label"].as_str().unwrap_or_default().to_string(),
-            };
-            vec![
-                b["id"].as_str().unwrap_or_default().to_string(),
+            let text = |k: &str| b[k].as_str().unwrap_or_default().to_string();
+            let mut label = text("label");
+            if let Some(n) = b["baseline"].as_str() {
+                label = format!("{label} [baseline {n}]");
+            }
+            if b["kind"] == "set" {
+                let (n, ok) = (
+                    b["hosts"].as_u64().unwrap_or(0),
+                    b["hosts_ok"].as_u64().unwrap_or(0),
+                );
+                let failed = if ok < n {
+                    format!(", {} failed", n - ok)
+                } else {
+                    String::new()
+                };
+                label = format!("{label} [set: {n} hosts{failed}]")
+                    .trim_start()
+                    .to_string();
+            }
+            let mut row = vec![
+                text("id"),
                 label,
-                b["created"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .chars()
-                    .take(19)
-                    .collect(),
+                text("created").chars().take(19).collect(),
                 b["containers"].to_string(),
                 human_size(b["size"].as_i64().unwrap_or(0)),
                 human_size(b["new_bytes"].as_i64().unwrap_or(0)),
-            ]
+            ];
+            if a.all {
+                row.push(text("set"));
+                row.push(text("host"));
+            }
+            row
         })
         .collect();
-    print_table(
-        &["BUNDLE ID", "LABEL", "CREATED", "CONTAINERS", "SIZE", "NEW"],
-        &rows,
-    );
+    let mut header = vec!["BUNDLE ID", "LABEL", "CREATED", "CONTAINERS", "SIZE", "NEW"];
+    if a.all {
+        header.extend(["SET", "HOST"]);
+    }
+    print_table(&header, &table);
     Ok(0)
 }
 
@@ -242,6 +308,8 @@ async fn search(c: &Client, a: SearchArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(0);
     }
+    // Hits in a bundle set's bundles name their host (a HOST column).
+    let hosts = v.iter().any(|r| r["host"].is_string());
     for r in &v {
         let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
         let time = if s("time").is_empty() {
@@ -249,8 +317,13 @@ async fn search(c: &Client, a: SearchArgs) -> anyhow::Result<i32> {
         } else {
             s("time")
         };
+        let host = match (hosts, r["host"].as_str()) {
+            (false, _) => String::new(),
+            (true, Some(h)) => format!("{h} "),
+            (true, None) => "- ".to_string(),
+        };
         println!(
-            "{} {} {} {}: {}",
+            "{} {host}{} {} {}: {}",
             s("bundle"),
             s("container"),
             time,
@@ -317,6 +390,9 @@ async fn diff(c: &Client, a: DiffArgs) -> anyhow::Result<i32> {
         Some(b) => format!("b={}", enc(b)),
         None => "live=1".to_string(),
     };
+    if a.a.starts_with("s-") || a.b.as_deref().is_some_and(|b| b.starts_with("s-")) {
+        return diff_sets(c, &a, json).await;
+    }
     let v: Value = c
         .get(&format!("/amber/v1/bundles/diff?a={}&{other}", enc(&a.a)))
         .await?;
@@ -327,6 +403,41 @@ async fn diff(c: &Client, a: DiffArgs) -> anyhow::Result<i32> {
     let live = a.b.is_none();
     for ct in v["containers"].as_array().into_iter().flatten() {
         print_container_diff(ct, live);
+    }
+    Ok(0)
+}
+
+/// `bundle diff s-A s-B`: per host, the diff of its two bundles.
+async fn diff_sets(c: &Client, a: &DiffArgs, json: bool) -> anyhow::Result<i32> {
+    let b = match &a.b {
+        Some(b) if b.starts_with("s-") && a.a.starts_with("s-") => b,
+        _ => anyhow::bail!("compare a bundle set with another bundle set (s-… s-…)"),
+    };
+    let v: Value = c
+        .get(&format!(
+            "/amber/v1/bundle-sets/diff?a={}&b={}",
+            enc(&a.a),
+            enc(b)
+        ))
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(0);
+    }
+    for h in v["hosts"].as_array().into_iter().flatten() {
+        let host = h["host"].as_str().unwrap_or_default();
+        if let Some(e) = h["error"].as_str() {
+            println!("host {host}: {e}");
+            continue;
+        }
+        println!(
+            "host {host} ({} -> {}):",
+            h["a"].as_str().unwrap_or_default(),
+            h["b"].as_str().unwrap_or_default()
+        );
+        for ct in h["diff"]["containers"].as_array().into_iter().flatten() {
+            print_container_diff(ct, false);
+        }
     }
     Ok(0)
 }

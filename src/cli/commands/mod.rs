@@ -10,6 +10,7 @@ pub mod bundle_core;
 pub mod bundle_transfer;
 pub mod capture;
 pub mod cluster_certs;
+pub mod cluster;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;
