@@ -7,6 +7,7 @@
 mod cluster_common;
 mod common;
 
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -49,7 +50,7 @@ fn cluster_inventory_ps_capture_search_rollback() {
         "add",
         "x1",
         "tcp://10.0.0.1:2376",
-        "--token-file",
+        "--auth-token-file",
         "/nonexistent/token",
     ]);
     c.add_all();
@@ -188,8 +189,9 @@ fn cluster_ps_survives_a_dead_host() {
     // The cluster's drop starts the killed daemons again to clean up.
 }
 
-/// Host 2 hangs (SIGSTOP) and host 3's daemon is killed while they hold
-/// their containers frozen mid-capture: the set is partial, host 1 ok.
+/// Host 2 is cut off (its namespace's link downed) and host 3's daemon is
+/// killed while they hold their containers frozen mid-capture: the set is
+/// partial, host 2 timed out, host 3 failed, host 1 ok.
 #[test]
 fn partial_set_when_hosts_hang_or_die_mid_capture() {
     let mut c = Cluster::new(3, &[("AMBER_CAPTURE_HOLD_MS", "2500")]);
@@ -214,10 +216,10 @@ fn partial_set_when_hosts_hang_or_die_mid_capture() {
         .unwrap();
     // All three are holding their frozen container now.
     std::thread::sleep(Duration::from_millis(1200));
-    c.host(2).signal(libc::SIGSTOP);
+    c.host(2).set_link(false);
     c.host_mut(3).daemon.kill9();
     let out = child.wait_with_output().unwrap();
-    c.host(2).signal(libc::SIGCONT);
+    c.host(2).set_link(true);
     assert!(
         out.status.success(),
         "a partial set is still a set: {}",
@@ -255,4 +257,86 @@ fn partial_set_when_hosts_hang_or_die_mid_capture() {
             .ok(&["bundle", "search", "secret-h1-line", "--format", "json"]),
     );
     assert_eq!(hits[0]["host"], "h1");
+}
+
+/// `GET /` of a web server at ADDR:PORT (an address of a test namespace).
+fn http_get(addr: &str, port: u16) -> Option<String> {
+    let mut s = std::net::TcpStream::connect_timeout(
+        &format!("{addr}:{port}").parse().unwrap(),
+        Duration::from_secs(3),
+    )
+    .ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// Wait for the web server to answer with `needle`.
+fn wait_http(addr: &str, port: u16, needle: &str) -> String {
+    let mut last = None;
+    for _ in 0..100 {
+        last = http_get(addr, port);
+        if last.as_deref().is_some_and(|b| b.contains(needle)) {
+            return last.unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{addr}:{port} did not answer with {needle:?}: {last:?}");
+}
+
+/// A running web container (busybox httpd, a published port, content on a
+/// named volume) moves from host 1 to host 3 over TLS and answers there
+/// with the same content; `cluster migrate --all` empties a host.
+#[test]
+fn migrate_web_container_between_hosts() {
+    let c = Cluster::new(3, &[]);
+    for h in &c.hosts {
+        h.daemon.import_busybox("busybox");
+    }
+    c.add_all();
+    let h1 = &c.host(1).daemon;
+    h1.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "8080:80",
+        "-v",
+        "webdata:/www",
+        "busybox",
+        "sh",
+        "-c",
+        "echo migrated-page-$(hostname) > /www/index.html; exec httpd -f -p 80 -h /www",
+    ]);
+    let before = wait_http(&c.host(1).addr, 8080, "migrated-page-");
+    let page = before.lines().last().unwrap().to_string();
+
+    let out = c.coord.ok(&[
+        "migrate", "web", "--from", "h1", "--to", "h3", "--format", "json",
+    ]);
+    let rep = json(&out);
+    assert_eq!(rep["containers"][0]["name"], "web", "{rep}");
+    // Same content (the volume came along), on host 3's address.
+    let after = wait_http(&c.host(3).addr, 8080, &page);
+    assert!(after.contains(&page), "{after}");
+    let ps1 = c.host(1).daemon.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!ps1.contains("web"), "web is still on host 1: {ps1}");
+    let v3 = c.host(3).daemon.ok(&["volume", "ls", "-q"]);
+    assert!(v3.contains("webdata"), "{v3}");
+    assert!(http_get(&c.host(1).addr, 8080).is_none_or(|b| !b.contains(&page)));
+
+    // A whole host: everything of host 2 goes to host 1.
+    let h2 = &c.host(2).daemon;
+    for n in ["job1", "job2"] {
+        h2.ok(&["run", "-d", "--name", n, "busybox", "sleep", "3600"]);
+    }
+    c.coord
+        .ok(&["cluster", "migrate", "--all", "--from", "h2", "--to", "h1"]);
+    assert_eq!(h2.ok(&["ps", "-aq"]).trim(), "");
+    let ps1 = c.host(1).daemon.ok(&["ps", "--format", "{{.Names}}"]);
+    assert!(ps1.contains("job1") && ps1.contains("job2"), "{ps1}");
+    c.coord.assert_check_clean();
 }

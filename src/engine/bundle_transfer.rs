@@ -85,7 +85,6 @@ fn joined<T>(r: Result<Result<T, EngineError>, tokio::task::JoinError>) -> Resul
     r.map_err(|e| EngineError::Remote(format!("transfer task failed: {e}")))?
 }
 
-
 impl Engine {
     /// The archive index of a bundle (`GET /amber/v1/bundles/{id}/index`):
     /// every blob with size and media type, what a pull negotiates on.

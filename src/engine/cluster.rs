@@ -300,9 +300,7 @@ impl Engine {
                     part.bundle = Some(id.clone());
                     part.containers = n;
                     let t = Instant::now();
-                    let pulled =
-                        tokio::time::timeout(limit, self.pull_bundle(&client, &id))
-                            .await;
+                    let pulled = tokio::time::timeout(limit, self.pull_bundle(&client, &id)).await;
                     part.ms += t.elapsed().as_millis() as u64;
                     match pulled {
                         Ok(Ok(p)) => {

@@ -7,8 +7,8 @@
 
 mod baseline;
 mod build;
-mod bundle_transfer;
 mod bundle_sets;
+mod bundle_transfer;
 mod capture;
 mod capture_core;
 mod capture_live;
@@ -37,8 +37,8 @@ mod system;
 mod transfer;
 mod volumes;
 
-pub use bundle_transfer::{MissingReport, MissingRequest, ThinExportRequest, TransferReport};
 pub use bundle_sets::is_set_id;
+pub use bundle_transfer::{MissingReport, MissingRequest, ThinExportRequest, TransferReport};
 pub use capture::CaptureOptions;
 pub use cluster::{
     BundleSet, ClusterBaselineOptions, ClusterCaptureOptions, SetHost, DEFAULT_TIMEOUT_SECS,

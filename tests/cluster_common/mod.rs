@@ -5,9 +5,11 @@
 //! the namespace with `nsenter --net`, with its own mount namespace where
 //! only /sys's network entries are the namespace's (`ip netns exec` would
 //! replace all of /sys, cgroups included), plus a coordinator
-//! daemon in the root namespace. The coordinator reaches each host's
-//! daemon over its unix socket (a unix socket works across network
-//! namespaces). Everything is removed on drop, also when a test fails.
+//! daemon in the root namespace. Each host daemon listens with mutual TLS
+//! on its namespace's address (`tcp://ADDR:2376`, certificates from
+//! `amber cluster certs`), which is how the coordinator reaches it; the
+//! test itself also drives each host over its unix socket. Everything is
+//! removed on drop, also when a test fails.
 #![allow(dead_code)]
 
 use std::path::Path;
@@ -29,6 +31,10 @@ pub struct Host {
     pub daemon: Daemon,
     /// Environment the daemon is (re)started with.
     pub env: Vec<(String, String)>,
+    /// Its certificates (`DIR/NAME/{ca,cert,key}.pem`).
+    pub certs: std::path::PathBuf,
+    /// Its veth inside the namespace (down = cut off).
+    pub link: String,
 }
 
 /// The namespaces, bridge and daemons of one test.
@@ -41,6 +47,8 @@ pub struct Cluster {
     pub hosts: Vec<Host>,
     /// The coordinator (root namespace).
     pub coord: Daemon,
+    /// `amber cluster certs` output: `client/` is the coordinator's.
+    pub certs: tempfile::TempDir,
     namespaces: Vec<String>,
 }
 
@@ -94,17 +102,39 @@ impl Cluster {
         );
         let bridge = format!("{prefix}br");
         let coord = Daemon::start();
+        // Clusters of one test binary are made in parallel: choosing a
+        // subnet and taking it (the bridge's address) is one step.
+        static SUBNET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let taking = SUBNET.lock().unwrap_or_else(|e| e.into_inner());
+        let (a, b) = free_subnet();
+        let certs = tempfile::Builder::new()
+            .prefix("amber-cluster-certs-")
+            .tempdir()
+            .unwrap();
+        let mut gen = Command::new(amber_bin());
+        gen.args(["cluster", "certs", "--out"])
+            .arg(certs.path().join("pki"));
+        for i in 1..=n {
+            gen.arg(format!("h{i}=10.{a}.{b}.{i}"));
+        }
+        let out = gen.output().expect("run amber cluster certs");
+        assert!(
+            out.status.success(),
+            "cluster certs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut c = Cluster {
             prefix: prefix.clone(),
             bridge: bridge.clone(),
             hosts: Vec::new(),
             coord,
+            certs,
             namespaces: Vec::new(),
         };
-        let (a, b) = free_subnet();
         ip(&["link", "add", &bridge, "type", "bridge"]);
         ip(&["addr", "add", &format!("10.{a}.{b}.254/24"), "dev", &bridge]);
         ip(&["link", "set", &bridge, "up"]);
+        drop(taking);
         for i in 1..=n {
             let ns = format!("{prefix}n{i}");
             let (outer, inner) = (format!("{prefix}v{i}"), format!("{prefix}p{i}"));
@@ -147,6 +177,8 @@ impl Cluster {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                certs: c.certs.path().join("pki").join(format!("h{i}")),
+                link: inner.clone(),
             };
             h.spawn();
             c.hosts.push(h);
@@ -154,11 +186,19 @@ impl Cluster {
         c
     }
 
-    /// `amber cluster add` every host on the coordinator (by socket).
+    /// `amber cluster add` every host on the coordinator: its TLS address
+    /// with the client certificate.
     pub fn add_all(&self) {
+        let client = self.certs.path().join("pki").join("client");
         for h in &self.hosts {
-            self.coord
-                .ok(&["cluster", "add", &h.name, &h.daemon.host()]);
+            self.coord.ok(&[
+                "cluster",
+                "add",
+                &h.name,
+                &h.url(),
+                "--cert-path",
+                client.to_str().unwrap(),
+            ]);
         }
     }
 
@@ -174,6 +214,23 @@ impl Cluster {
 }
 
 impl Host {
+    /// Its TLS address.
+    pub fn url(&self) -> String {
+        format!("tcp://{}:2376", self.addr)
+    }
+
+    /// Down (cut off from the cluster) or up its link.
+    pub fn set_link(&self, up: bool) {
+        ip(&[
+            "-n",
+            &self.ns,
+            "link",
+            "set",
+            &self.link,
+            if up { "up" } else { "down" },
+        ]);
+    }
+
     /// (Re)start the daemon inside the namespace and wait for it.
     pub fn spawn(&mut self) {
         if !self.try_spawn() {
@@ -187,6 +244,8 @@ impl Host {
 
     /// (Re)start the daemon; whether it answers within 20 s.
     fn try_spawn(&mut self) -> bool {
+        let url = self.url();
+        let certs = self.certs.clone();
         let d = &mut self.daemon;
         let log = std::fs::File::options()
             .create(true)
@@ -205,9 +264,14 @@ impl Host {
             .arg(amber_bin())
             .args(["daemon", "--data-root"])
             .arg(d.root())
+            .args(["-H", &d.host(), "-H", &url, "--tlsverify"])
+            .arg("--tlscacert")
+            .arg(certs.join("ca.pem"))
+            .arg("--tlscert")
+            .arg(certs.join("cert.pem"))
+            .arg("--tlskey")
+            .arg(certs.join("key.pem"))
             .args([
-                "-H",
-                &d.host(),
                 "--log-level",
                 "debug",
                 "--cgroup-parent",

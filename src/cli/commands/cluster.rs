@@ -55,18 +55,16 @@ pub struct AddArgs {
     pub name: String,
     /// `tcp://ADDR:PORT` (or `unix:///PATH`).
     pub url: String,
-    /// CA certificate the host's certificate must chain to.
-    #[arg(long, requires_all = ["tlscert", "tlskey"])]
-    pub tlscacert: Option<String>,
-    /// Client certificate.
-    #[arg(long, requires_all = ["tlscacert", "tlskey"])]
-    pub tlscert: Option<String>,
-    /// Client key.
-    #[arg(long, requires_all = ["tlscacert", "tlscert"])]
-    pub tlskey: Option<String>,
-    /// A file holding a bearer token (the token is never stored).
-    #[arg(long, conflicts_with_all = ["tlscacert", "tlscert", "tlskey"])]
-    pub token_file: Option<String>,
+    /// Directory of the TLS files to reach the host with: `ca.pem` (the CA
+    /// its certificate must chain to), `cert.pem` and `key.pem` (this
+    /// side's client certificate), as `amber cluster certs` writes them in
+    /// `client/`. (The global --tlscacert/--tlscert/--tlskey are for the
+    /// daemon this command talks to.)
+    #[arg(long, value_name = "DIR")]
+    pub cert_path: Option<String>,
+    /// A file holding the host's bearer token (the token is never stored).
+    #[arg(long, value_name = "FILE", conflicts_with = "cert_path")]
+    pub auth_token_file: Option<String>,
 }
 
 /// List hosts.
@@ -238,10 +236,11 @@ fn abs_file(p: &Option<String>) -> anyhow::Result<Option<String>> {
 }
 
 async fn add(c: &Client, a: AddArgs) -> anyhow::Result<i32> {
+    let tls = |f: &str| a.cert_path.as_ref().map(|d| format!("{d}/{f}"));
     let body = json!({
         "name": a.name, "url": a.url,
-        "tlscacert": abs_file(&a.tlscacert)?, "tlscert": abs_file(&a.tlscert)?,
-        "tlskey": abs_file(&a.tlskey)?, "token_file": abs_file(&a.token_file)?,
+        "tlscacert": abs_file(&tls("ca.pem"))?, "tlscert": abs_file(&tls("cert.pem"))?,
+        "tlskey": abs_file(&tls("key.pem"))?, "token_file": abs_file(&a.auth_token_file)?,
     });
     let resp = c.post_json("/amber/v1/cluster/hosts", &body).await?;
     read_all(resp).await?;
