@@ -254,9 +254,8 @@ impl Engine {
 
 /// `cluster capture`.
 impl Engine {
-    /// Every host captures all its containers at once; then each host's
-    /// bundle is pulled here (one after the other: the placeholder import
-    /// holds the capture lock) and one bundle set is recorded. A host that
+    /// Every host captures all its containers at once; then every host's
+    /// bundle is pulled here, in parallel, and one bundle set is recorded. A host that
     /// fails or times out is recorded as such; the others still succeed.
     pub async fn cluster_capture(
         self: &Arc<Self>,
@@ -283,8 +282,10 @@ impl Engine {
             }
         })
         .await;
-        let mut parts = Vec::new();
-        for (h, (out, ms)) in hosts.iter().zip(captured) {
+        // Each host's bundle is pulled here as soon as its capture is
+        // known, all hosts at once (an import takes the capture lock only
+        // to make its bundle visible).
+        let pulls = hosts.iter().zip(captured).map(|(h, (out, ms))| async move {
             let mut part = SetHost {
                 host: h.name.clone(),
                 url: h.url.clone(),
@@ -328,8 +329,9 @@ impl Engine {
             if part.status != "ok" {
                 tracing::warn!(host = %part.host, status = %part.status, error = ?part.error, "cluster capture: host not in the set");
             }
-            parts.push(part);
-        }
+            part
+        });
+        let parts = futures_util::future::join_all(pulls).await;
         let set = BundleSet {
             id: new_set_id(),
             label: opts.label.clone(),
