@@ -7,6 +7,7 @@
 pub mod client;
 mod commands;
 mod credentials;
+mod download;
 pub mod output;
 mod progress;
 pub mod remote;

@@ -26,6 +26,8 @@ impl Store {
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&staging)?;
             f.write_all(data)?;
+            // The capture's one syncfs then finds it on its way to disk.
+            super::start_writeback(&f);
             fs::rename(&staging, &dest)
         };
         write().map_err(|source| {

@@ -1,16 +1,13 @@
 //! `amber bundle core`: list the core dumps `capture --core` kept of a
 //! container, or write one back out as a file gdb loads.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::Context;
-use http_body_util::BodyExt;
 use hyper::Method;
 use serde_json::Value;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::cli::client::{empty, enc, enc_path, Client};
+use crate::cli::download;
 use crate::cli::output::{human_size, print_table};
 
 /// List a container's core dumps, or write one (`capture --core`) to a
@@ -45,60 +42,11 @@ pub async fn run(c: &Client, a: CoreArgs) -> anyhow::Result<i32> {
         enc(&a.container)
     );
     let resp = c.send(Method::GET, &path, None, empty()).await?;
-    let total = resp
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let body = resp.into_body();
-    let Some(output) = &a.output else {
-        if std::io::stdout().is_terminal() {
-            anyhow::bail!("refusing to write a core to a terminal: use -o FILE or redirect stdout");
-        }
-        let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
-        copy(body, &mut out, total).await?;
-        return Ok(0);
-    };
-    let partial = super::bundle_archive::partial_path(Path::new(output));
-    let file = tokio::fs::File::create(&partial)
-        .await
-        .with_context(|| format!("cannot create {}", partial.display()))?;
-    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let copied = async {
-        copy(body, &mut out, total).await?;
-        out.get_ref().sync_all().await?;
-        anyhow::Ok(())
+    if a.output.is_none() {
+        download::refuse_terminal("a core")?;
     }
-    .await;
-    if let Err(e) = copied {
-        let _ = tokio::fs::remove_file(&partial).await;
-        return Err(e);
-    }
-    tokio::fs::rename(&partial, output)
-        .await
-        .with_context(|| format!("cannot rename {} to {output}", partial.display()))?;
+    download::save_body(resp, a.output.as_deref().map(Path::new), None, "the core").await?;
     Ok(0)
-}
-
-/// Copy the body to `out`, refusing one shorter than announced.
-async fn copy(
-    mut body: hyper::body::Incoming,
-    out: &mut (impl AsyncWrite + Unpin),
-    total: Option<u64>,
-) -> anyhow::Result<()> {
-    let mut n = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.context("the daemon ended the core early")?;
-        if let Some(data) = frame.data_ref() {
-            out.write_all(data).await?;
-            n += data.len() as u64;
-        }
-    }
-    if total.is_some_and(|t| t != n) {
-        anyhow::bail!("the daemon ended the core early");
-    }
-    out.flush().await?;
-    Ok(())
 }
 
 /// The container's entry of the manifest: by name, ID or unique ID prefix.
