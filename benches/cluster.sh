@@ -76,13 +76,14 @@ for h in h1 h2 h3; do
     done
 done
 echo "setup: 3 hosts x $N containers x ($SIZE MiB files + $LOG MiB logs)"
+sync -f "$work"  # the setup's own writes, so that round 1 measures the capture
 
 firsts=(); seconds=(); pcts=()
 for run in 1 2 3; do
     t=$(ms); set=$(on co cluster capture -l "first $run" --format json); dt=$(( $(ms) - t ))
     first_bytes=$(echo "$set" | field 'sum(h["bytes"] for h in v["hosts"])')
     ok=$(echo "$set" | field 'sum(h["status"] == "ok" for h in v["hosts"])')
-    echo "round $run: first cluster capture ${dt} ms wall, $ok/3 hosts ok, $first_bytes bytes moved"
+    echo "round $run: first cluster capture ${dt} ms wall, $ok/3 hosts ok, $first_bytes bytes moved (per host, capture + pull: $(echo "$set" | field '", ".join("%s %s ms" % (h["host"], h["ms"]) for h in v["hosts"])'))"
     firsts+=("$dt")
     on h1 exec c1 dd if=/dev/urandom of=/data bs=1M count=1 seek=$((run * 3)) conv=notrunc 2>/dev/null
     t=$(ms); set2=$(on co cluster capture -l "small change $run" --format json); dt=$(( $(ms) - t ))

@@ -531,6 +531,10 @@ pub fn import_with(
     check_bundle_id(&manifest.id)?;
     let indexed = containers_of(store, &dir, &manifest, &listed)?;
     check_images(&index, &listed)?;
+    // The staged contents on disk before taking the lock: imports running
+    // together flush their own data side by side, and the syncfs that
+    // makes the installed names durable, under the lock, has little left.
+    store.sync_blobs()?;
     let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
     if index::resolve(store, &manifest.id).is_ok_and(|b| b.id == manifest.id) {
         return Err(CaptureError::Invalid(format!(
@@ -787,8 +791,11 @@ fn stage_worker(dir: &Path, rx: std::sync::mpsc::Receiver<StageMsg>) -> Result<(
                         return Err(invalid(format!("blob {digest} does not match its digest")));
                     }
                     // Only a verified blob gets its name: a resumed
-                    // transfer trusts the names it finds.
-                    if file.is_some() {
+                    // transfer trusts the names it finds. Its writeback
+                    // starts now, so the import's one syncfs finds the
+                    // bundle mostly on disk.
+                    if let Some(f) = &file {
+                        crate::store::start_writeback(f);
                         let path = dir.join(digest.hex());
                         fs::rename(&part, &path).map_err(|e| {
                             CaptureError::io("rename", &path.display().to_string(), e)

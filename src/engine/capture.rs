@@ -72,6 +72,12 @@ pub struct CaptureOptions {
     pub core: bool,
 }
 
+/// How long after the last capture or import the logs are indexed.
+const INDEX_WHEN_QUIET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// When the last capture or import ended (ms since the epoch).
+static LAST_BUNDLE_WRITE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl From<CaptureError> for EngineError {
     fn from(e: CaptureError) -> EngineError {
         match e {
@@ -351,12 +357,36 @@ impl Engine {
     }
 
     /// Full-text index the new bundles' log chunks without holding up the
-    /// capture (`search` catches up itself when it runs first).
+    /// capture (`search` catches up itself when it runs first). Indexing
+    /// is the least urgent work there is and costs seconds of CPU for
+    /// hundreds of MiB of logs: it starts once no capture or import has
+    /// ended for [`INDEX_WHEN_QUIET`], so that a burst of them (a cluster
+    /// capture: each host captures, then the coordinator imports them all)
+    /// does not compete with it.
     pub(super) fn index_logs_in_background(&self) {
+        let stamp = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64)
+        };
+        LAST_BUNDLE_WRITE.store(
+            stamp(std::time::SystemTime::now()),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let store = std::sync::Arc::clone(&self.store);
-        std::thread::spawn(move || match capture::index::index_pending_logs(&store) {
-            Ok(n) => tracing::debug!(chunks = n, "indexed captured log chunks"),
-            Err(e) => tracing::warn!(error = %e, "failed to index captured logs"),
+        std::thread::spawn(move || {
+            let quiet = INDEX_WHEN_QUIET.as_millis() as u64;
+            loop {
+                let last = LAST_BUNDLE_WRITE.load(std::sync::atomic::Ordering::Relaxed);
+                let now = stamp(std::time::SystemTime::now());
+                if now >= last + quiet {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(last + quiet - now));
+            }
+            match capture::index::index_pending_logs(&store) {
+                Ok(n) => tracing::debug!(chunks = n, "indexed captured log chunks"),
+                Err(e) => tracing::warn!(error = %e, "failed to index captured logs"),
+            }
         });
     }
 

@@ -269,7 +269,7 @@ impl Engine {
             "all": true, "label": opts.label, "annotations": opts.annotations,
             "volumes": opts.volumes,
         });
-        let captured = fan_out(self, &hosts, limit, |c, _| {
+        let capture = |c: Client, _: &HostRecord| {
             let body = body.clone();
             async move {
                 let v = post_json(&c, "/amber/v1/capture", &body).await?;
@@ -280,12 +280,17 @@ impl Engine {
                 let n = v["Containers"].as_array().map_or(0, |a| a.len()) as u64;
                 Ok((c, id, n))
             }
-        })
-        .await;
-        // Each host's bundle is pulled here as soon as its capture is
-        // known, all hosts at once (an import takes the capture lock only
-        // to make its bundle visible).
-        let pulls = hosts.iter().zip(captured).map(|(h, (out, ms))| async move {
+        };
+        // Each host captures, then its bundle is pulled here as soon as
+        // it is done, while other hosts may still capture; all hosts in
+        // parallel (an import takes the capture lock only to make its
+        // bundle visible).
+        let capture = &capture;
+        let pulls = hosts.iter().map(|h| async move {
+            let (out, ms) = fan_out(self, std::slice::from_ref(h), limit, capture)
+                .await
+                .pop()
+                .unwrap_or((Outcome::Failed("no result".into()), 0));
             let mut part = SetHost {
                 host: h.name.clone(),
                 url: h.url.clone(),
