@@ -4,43 +4,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{amber_bin, json, sha256_hex, Daemon};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /` over HTTP/1.0; retries until the server answers.
-fn http_get(addr: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            if out.is_empty() {
-                return Err(std::io::Error::other("empty answer"));
-            }
-            Ok(out)
-        })();
-        match attempt {
-            Ok(body) => return body,
-            Err(e) if Instant::now() > deadline => panic!("GET {addr}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
-}
+use common::{amber_bin, free_port, http_get, json, sha256_hex, Daemon};
 
 /// `amber -H d ARGS` started in the background.
 fn spawn(d: &Daemon, args: &[&str]) -> Child {

@@ -6,10 +6,10 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, Daemon};
+use common::{free_port, stderr, stdout, Daemon};
 
 fn docker_ok(d: &Daemon, args: &[&str]) -> String {
     let out = d.docker(args);
@@ -26,14 +26,6 @@ fn docker_ok(d: &Daemon, args: &[&str]) -> String {
             .join("\n")
     );
     stdout(&out)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_get(addr: &str, path: &str) -> String {

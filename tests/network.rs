@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{stderr, stdout, Daemon};
+use common::{free_port, http_get, stderr, stdout, Daemon};
 use serde_json::Value;
 
 /// Removes every container (and user network) of the daemon on drop.
@@ -29,38 +28,6 @@ fn setup() -> Daemon {
     let d = Daemon::start();
     d.import_busybox("busybox");
     d
-}
-
-/// A TCP port that is free right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /` over plain HTTP/1.0; retries until the server answers.
-fn http_get(addr: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = (|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            if out.is_empty() {
-                return Err(std::io::Error::other("empty answer"));
-            }
-            Ok(out)
-        })();
-        match attempt {
-            Ok(body) => return body,
-            Err(e) if Instant::now() > deadline => panic!("GET {addr}: {e}"),
-            Err(_) => std::thread::sleep(Duration::from_millis(100)),
-        }
-    }
 }
 
 fn inspect(d: &Daemon, name: &str) -> Value {

@@ -8,19 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::networks::blocking;
-use super::query::Query;
+use super::query::{json_body, Query};
 use super::{ApiError, AppState};
 use crate::engine::{ClusterBaselineOptions, ClusterCaptureOptions, HostRecord};
-
-fn body_of<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-    what: &str,
-) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad {what}: {e}")))
-}
 
 /// `hosts=a,b` as a list.
 fn hosts_of(q: &Query) -> Vec<String> {
@@ -42,7 +32,7 @@ pub async fn add_host(
     State(e): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let h: HostRecord = body_of(&body, "host")?;
+    let h: HostRecord = json_body(&body, "host")?;
     let v = blocking(move || e.add_host(h)).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
@@ -76,7 +66,7 @@ pub async fn capture(
     State(e): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let opts: ClusterCaptureOptions = body_of(&body, "cluster capture request")?;
+    let opts: ClusterCaptureOptions = json_body(&body, "cluster capture request")?;
     let set = e.cluster_capture(&opts).await?;
     Ok((StatusCode::CREATED, Json(set)).into_response())
 }
@@ -86,7 +76,7 @@ pub async fn create_baseline(
     State(e): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let opts: ClusterBaselineOptions = body_of(&body, "cluster baseline request")?;
+    let opts: ClusterBaselineOptions = json_body(&body, "cluster baseline request")?;
     let rows = e.cluster_baseline_create(&opts).await?;
     Ok((StatusCode::CREATED, Json(rows)).into_response())
 }
@@ -98,7 +88,7 @@ pub async fn rollback(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let opts: ClusterBaselineOptions = body_of(&body, "cluster rollback request")?;
+    let opts: ClusterBaselineOptions = json_body(&body, "cluster rollback request")?;
     Ok(Json(e.cluster_rollback(&name, &opts).await?).into_response())
 }
 

@@ -40,3 +40,15 @@ impl Query {
         )
     }
 }
+
+/// A JSON request body; an empty one is `T::default()`.
+pub fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, super::ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| super::ApiError::bad_request(format!("bad {what}: {e}")))
+}

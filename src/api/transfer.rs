@@ -12,21 +12,11 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::images::DrainOnDrop;
 use super::networks::blocking;
-use super::query::Query;
+use super::query::{json_body, Query};
 use super::stream::sized_stream;
 use super::{ApiError, AppState};
 use crate::capture::archive::ImportOptions;
 use crate::engine::{MigrateOptions, MissingRequest, ThinExportRequest};
-
-fn json_body<T: serde::de::DeserializeOwned + Default>(
-    body: &[u8],
-    what: &str,
-) -> Result<T, ApiError> {
-    if body.is_empty() {
-        return Ok(T::default());
-    }
-    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("bad {what}: {e}")))
-}
 
 fn required(q: &Query, key: &str) -> Result<String, ApiError> {
     q.get(key)
