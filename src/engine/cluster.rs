@@ -35,7 +35,9 @@ impl<T> Outcome<T> {
         match self {
             Outcome::Ok(_) => "ok",
             Outcome::Failed(_) => "failed",
-            Outcome::Timeout => "timeout",
+            // A host that does not answer in time has failed; its error
+            // says it timed out.
+            Outcome::Timeout => "failed",
         }
     }
 }
@@ -318,9 +320,9 @@ impl Engine {
                             part.error = Some(format!("transfer of {id}: {e}"));
                         }
                         Err(_) => {
-                            part.status = "timeout".into();
+                            part.status = "failed".into();
                             part.error = Some(format!(
-                                "transfer of {id}: not done within {} s",
+                                "transfer of {id}: timed out: not done within {} s",
                                 limit.as_secs()
                             ));
                         }
@@ -328,7 +330,7 @@ impl Engine {
                 }
                 Outcome::Failed(e) => part.error = Some(format!("capture: {e}")),
                 Outcome::Timeout => {
-                    part.error = Some(format!("capture: no answer within {} s", limit.as_secs()))
+                    part.error = Some(format!("capture: timed out: no answer within {} s", limit.as_secs()))
                 }
             }
             if part.status != "ok" {
@@ -535,7 +537,8 @@ fn result_rows(
                 }
                 Outcome::Failed(e) => row["Error"] = json!(e),
                 Outcome::Timeout => {
-                    row["Error"] = json!(format!("no answer within {} s", limit.as_secs()))
+                    row["Error"] =
+                        json!(format!("timed out: no answer within {} s", limit.as_secs()))
                 }
             }
             row

@@ -136,7 +136,7 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub volumes: bool,
     /// Seconds each host has for its capture, and again for its transfer
-    /// (default 600); one that takes longer is recorded as `timeout`.
+    /// (default 600); one that takes longer is recorded as failed (timed out).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// `json` prints the set.
