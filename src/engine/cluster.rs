@@ -120,7 +120,7 @@ pub struct SetHost {
     pub url: String,
     /// The bundle it captured (here when `status` is `ok`).
     pub bundle: Option<String>,
-    /// `ok`, `failed` or `timeout`.
+    /// `ok` or `failed` (a timeout is a failure; its error says so).
     pub status: String,
     /// Why it failed.
     pub error: Option<String>,
