@@ -19,18 +19,12 @@ pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     for d in /sys/fs/cgroup/*/"$cg"* /sys/fs/cgroup/"$cg"*; do [ -d "$d" ] && rmdir "$d"/* "$d" 2>/dev/null || true; done
-    grep -o " $base/mnt[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    umount -l "$base/mnt" 2>/dev/null || true
+    loopfs_umount "$base"
     rm -rf "$base"
 }
 trap cleanup EXIT
-# Data roots and archives on a fresh loop-mounted journaled ext4: the root
-# fs here turns mass creates after mass deletes into seconds of kernel time
-# (../shared/PEERS.md), which would make runs depend on the previous one.
-truncate -s 12G "$base/fs.img"
-mkfs.ext4 -q -F "$base/fs.img"
-mkdir -p "$base/mnt"
-mount -o loop "$base/fs.img" "$base/mnt"
+. benches/loopfs.sh
+loopfs_mount "$base" 12G
 work=$base/mnt
 ms() { date +%s%3N; }
 

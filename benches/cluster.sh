@@ -30,14 +30,12 @@ cleanup() {
     done
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || true; done
     for d in /sys/fs/cgroup/*/"$cg"* /sys/fs/cgroup/"$cg"*; do [ -d "$d" ] && rmdir "$d"/* "$d" 2>/dev/null || true; done
-    umount -l "$base/mnt" 2>/dev/null || true
+    loopfs_umount "$base"
     rm -rf "$base"
 }
 trap cleanup EXIT
-truncate -s 12G "$base/fs.img"
-mkfs.ext4 -q -F "$base/fs.img"
-mkdir -p "$base/mnt"
-mount -o loop "$base/fs.img" "$base/mnt"
+. benches/loopfs.sh
+loopfs_mount "$base" 12G
 port0=$(python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
 port() { case $1 in h1) echo $((port0 + 11));; h2) echo $((port0 + 12));; h3) echo $((port0 + 13));; esac; }
 "$AMBER" cluster certs --out "$work/pki" h1=127.0.0.1 h2=127.0.0.1 h3=127.0.0.1 >/dev/null

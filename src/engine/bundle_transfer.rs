@@ -82,7 +82,14 @@ pub(super) fn remote_err(host: &str, e: ClientError) -> EngineError {
 
 /// A blocking task's panic as an engine error.
 fn joined<T>(r: Result<Result<T, EngineError>, tokio::task::JoinError>) -> Result<T, EngineError> {
-    r.map_err(|e| EngineError::Remote(format!("transfer task failed: {e}")))?
+    r.map_err(|e| EngineError::Remote(format!("background task failed: {e}")))?
+}
+
+/// Run engine work that blocks (store, runtime) off the async runtime.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    joined(tokio::task::spawn_blocking(f).await)
 }
 
 impl Engine {
@@ -133,16 +140,14 @@ impl Engine {
         let start = Instant::now();
         let store = Arc::clone(&self.store);
         let name = id.to_string();
-        let mut plan = joined(
-            tokio::task::spawn_blocking(move || {
-                Ok(archive::plan_export_with(
-                    &store,
-                    &name,
-                    &ExportOptions::default(),
-                )?)
-            })
-            .await,
-        )?;
+        let mut plan = blocking(move || {
+            Ok(archive::plan_export_with(
+                &store,
+                &name,
+                &ExportOptions::default(),
+            )?)
+        })
+        .await?;
         let bundle = plan.index.bundle.clone();
         let host = to.host().to_string();
         let req = MissingRequest {
@@ -279,17 +284,15 @@ impl Engine {
             thin: true,
             resume: Some(bundle.clone()),
         };
-        joined(
-            tokio::task::spawn_blocking(move || {
-                Ok(archive::import_with(
-                    &store,
-                    reader,
-                    &opts,
-                    &super::capture::CAPTURE_LOCK,
-                )?)
-            })
-            .await,
-        )?;
+        blocking(move || {
+            Ok(archive::import_with(
+                &store,
+                reader,
+                &opts,
+                &super::capture::CAPTURE_LOCK,
+            )?)
+        })
+        .await?;
         self.index_logs_in_background();
         let report = TransferReport {
             bundle,

@@ -349,9 +349,7 @@ impl Engine {
         };
         let engine = Arc::clone(self);
         let record = set.clone();
-        tokio::task::spawn_blocking(move || engine.record_set(&record))
-            .await
-            .map_err(|e| EngineError::InvalidArgument(format!("record worker failed: {e}")))??;
+        super::bundle_transfer::blocking(move || engine.record_set(&record)).await?;
         let ok = set.ok_hosts().count();
         tracing::info!(set_id = %set.id, hosts = set.hosts.len(), ok, ms = set.duration_ms, "captured bundle set");
         Ok(set)

@@ -17,7 +17,7 @@ use hyper::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::bundle_transfer::{remote_err, TransferReport};
+use super::bundle_transfer::{blocking, remote_err, TransferReport};
 use super::{CaptureOptions, Engine, EngineError, RestoreOptions};
 use crate::cli::client::{empty, enc_path, read_all, Client};
 
@@ -158,14 +158,6 @@ async fn decode(
     let bytes = read_all(resp).await.map_err(|e| remote_err(c.host(), e))?;
     serde_json::from_slice(&bytes)
         .map_err(|e| EngineError::Remote(format!("{}: bad answer: {e}", c.host())))
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| EngineError::Remote(format!("migrate task failed: {e}")))?
 }
 
 /// The containers a capture summary lists: (ID, name, status).

@@ -12,7 +12,6 @@
 //! removed on drop, also when a test fails.
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -291,7 +290,7 @@ impl Host {
         d.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if pings(&d.socket()) {
+            if d.pings() {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -321,23 +320,6 @@ mount --bind "$t/devices/virtual/net" /sys/devices/virtual/net
 umount -l "$t"
 rmdir "$t"
 exec "$@""#;
-
-/// Whether a daemon answers `GET /_ping` on `socket`.
-fn pings(socket: &Path) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::os::unix::net::UnixStream::connect(socket) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    if s.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    buf.starts_with(b"HTTP/1.1 200")
-}
 
 impl Drop for Cluster {
     fn drop(&mut self) {

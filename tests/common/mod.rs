@@ -176,8 +176,8 @@ impl Daemon {
         panic!("daemon did not start: {}", self.log());
     }
 
-    /// Whether the daemon answers `GET /_ping`.
-    fn pings(&self) -> bool {
+    /// Whether the daemon answers `GET /_ping` on its socket.
+    pub fn pings(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut s) = std::os::unix::net::UnixStream::connect(self.socket()) else {
             return false;

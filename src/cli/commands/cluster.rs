@@ -10,7 +10,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::cli::client::{empty, enc, enc_path, read_all, Client};
-use crate::cli::output::{human_since, human_size, print_table};
+use crate::cli::output::{human_size, print_table};
+use crate::types::api::ImageSummary;
 
 /// `amber cluster ...`.
 #[derive(Debug, clap::Subcommand)]
@@ -308,15 +309,6 @@ fn report_errors(v: &Value) -> i32 {
     }
 }
 
-fn short(id: &str, no_trunc: bool) -> String {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    if no_trunc {
-        id.to_string()
-    } else {
-        id.chars().take(12).collect()
-    }
-}
-
 async fn ps(c: &Client, a: PsArgs) -> anyhow::Result<i32> {
     let json = json_only(a.format.as_deref())?;
     let path = format!(
@@ -331,55 +323,19 @@ async fn ps(c: &Client, a: PsArgs) -> anyhow::Result<i32> {
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(code);
     }
-    let s = |it: &Value, k: &str| it[k].as_str().unwrap_or_default().to_string();
+    let host = |it: &Value| it["Host"].as_str().unwrap_or_default().to_string();
     if a.quiet {
         for it in &items {
-            println!("{} {}", s(it, "Host"), short(&s(it, "Id"), a.no_trunc));
+            println!("{} {}", host(it), super::ps::row(it, a.no_trunc).id());
         }
         return Ok(code);
     }
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|it| {
-            let names: Vec<String> = it["Names"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .collect();
-            let ports: Vec<String> = it["Ports"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|p| match p["PublicPort"].as_u64() {
-                    Some(pp) => format!(
-                        "{}:{pp}->{}/{}",
-                        p["IP"].as_str().unwrap_or("0.0.0.0"),
-                        p["PrivatePort"],
-                        p["Type"].as_str().unwrap_or("tcp")
-                    ),
-                    None => format!(
-                        "{}/{}",
-                        p["PrivatePort"],
-                        p["Type"].as_str().unwrap_or("tcp")
-                    ),
-                })
-                .collect();
-            let mut cmd = s(it, "Command");
-            if !a.no_trunc && cmd.chars().count() > 20 {
-                cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
-            }
-            vec![
-                s(it, "Host"),
-                short(&s(it, "Id"), a.no_trunc),
-                s(it, "Image"),
-                format!("\"{cmd}\""),
-                human_since(it["Created"].as_i64().unwrap_or(0)),
-                s(it, "Status"),
-                ports.join(", "),
-                names.join(","),
-            ]
+            let mut cells = vec![host(it)];
+            cells.extend(super::ps::row(it, a.no_trunc).cells());
+            cells
         })
         .collect();
     print_table(
@@ -415,30 +371,16 @@ async fn images(c: &Client, a: ImagesArgs) -> anyhow::Result<i32> {
     let mut rows = Vec::new();
     for it in &items {
         let host = it["Host"].as_str().unwrap_or_default().to_string();
-        let id = short(it["Id"].as_str().unwrap_or_default(), a.no_trunc);
-        let created = human_since(it["Created"].as_i64().unwrap_or(0));
-        let size = human_size(it["Size"].as_i64().unwrap_or(0));
-        let tags: Vec<(String, String)> = it["RepoTags"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t.as_str())
-            .filter_map(|t| t.rsplit_once(':'))
-            .map(|(r, t)| (r.to_string(), t.to_string()))
-            .collect();
-        let tags = if tags.is_empty() {
-            vec![("<none>".to_string(), "<none>".to_string())]
-        } else {
-            tags
-        };
-        for (repo, tag) in tags {
+        let image: ImageSummary = serde_json::from_value(it.clone())
+            .map_err(|e| anyhow::anyhow!("unexpected image list item from host {host}: {e}"))?;
+        for r in super::images::rows_of(&image, a.no_trunc) {
             rows.push(vec![
                 host.clone(),
-                repo,
-                tag,
-                id.clone(),
-                created.clone(),
-                size.clone(),
+                r.repository,
+                r.tag,
+                r.id,
+                r.created_since,
+                r.size,
             ]);
         }
     }

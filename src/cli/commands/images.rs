@@ -36,15 +36,15 @@ pub struct Args {
 /// One row, with the field names of Docker's `images --format`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
-struct Row {
+pub(super) struct Row {
     #[serde(rename = "ID")]
-    id: String,
-    repository: String,
-    tag: String,
+    pub(super) id: String,
+    pub(super) repository: String,
+    pub(super) tag: String,
     digest: String,
-    created_since: String,
+    pub(super) created_since: String,
     created_at: String,
-    size: String,
+    pub(super) size: String,
     containers: String,
 }
 
@@ -128,7 +128,8 @@ fn short_id(id: &str, no_trunc: bool) -> String {
     }
 }
 
-fn rows_of(i: &ImageSummary, no_trunc: bool) -> Vec<Row> {
+/// One row per tag of an image (`<none>` when untagged).
+pub(super) fn rows_of(i: &ImageSummary, no_trunc: bool) -> Vec<Row> {
     let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
         vec![("<none>".into(), "<none>".into())]
     } else {

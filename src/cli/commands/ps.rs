@@ -150,17 +150,10 @@ fn table(rows: Vec<Row>, size: bool) {
     let cells: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| {
-            let mut v = vec![
-                r.id,
-                r.image,
-                r.command,
-                r.running_for,
-                r.status,
-                r.ports,
-                r.names,
-            ];
+            let size_cell = r.size.clone();
+            let mut v = r.cells();
             if size {
-                v.push(r.size);
+                v.push(size_cell);
             }
             v
         })
@@ -168,7 +161,8 @@ fn table(rows: Vec<Row>, size: bool) {
     print_table(&header, &cells);
 }
 
-fn row(v: &Value, no_trunc: bool) -> Row {
+/// The row of one `/containers/json` item.
+pub(super) fn row(v: &Value, no_trunc: bool) -> Row {
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
     let id = s("Id");
     let command = s("Command");
@@ -201,6 +195,27 @@ fn row(v: &Value, no_trunc: bool) -> Row {
         size: size(v),
         state: s("State"),
         status: s("Status"),
+    }
+}
+
+impl Row {
+    /// The short ID.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The default table's cells: CONTAINER ID, IMAGE, COMMAND, CREATED,
+    /// STATUS, PORTS, NAMES.
+    pub(super) fn cells(self) -> Vec<String> {
+        vec![
+            self.id,
+            self.image,
+            self.command,
+            self.running_for,
+            self.status,
+            self.ports,
+            self.names,
+        ]
     }
 }
 
