@@ -81,12 +81,30 @@ pub async fn put(
         no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
         copy_uid_gid: q.flag("copyUIDGID"),
     };
-    let reader = SyncIoBridge::new(StreamReader::new(
+    let reader = Drained(SyncIoBridge::new(StreamReader::new(
         body.into_data_stream().map_err(std::io::Error::other),
-    ));
+    )));
     tokio::task::spawn_blocking(move || e.extract_to_container(&name, &path, reader, &opts))
         .await??;
     Ok(StatusCode::OK.into_response())
+}
+
+/// A request body read to its end when dropped: extraction stops at the
+/// tar's end-of-archive blocks, and answering while the client still sends
+/// the padding after them closes the connection under it (the docker CLI
+/// then reports a broken pipe instead of the answer).
+struct Drained<R: std::io::Read>(R);
+
+impl<R: std::io::Read> std::io::Read for Drained<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl<R: std::io::Read> Drop for Drained<R> {
+    fn drop(&mut self) {
+        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
+    }
 }
 
 /// `GET /containers/{id}/changes`.
