@@ -775,3 +775,47 @@ fn dockerfile_on_stdin() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(d.ok(&["run", "--rm", "stdinf:1"]), "ctx data\n");
 }
+
+#[test]
+fn a_refused_build_answers_after_reading_the_whole_body() {
+    let d = Daemon::start();
+    // One raw exchange that writes the whole body before reading the answer,
+    // as the docker CLI does: a daemon that answers with the body unread
+    // closes the connection and the write fails (a broken pipe).
+    let post = |query: &str, body: &[u8]| -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+        let head = format!(
+            "POST /build?{query} HTTP/1.1\r\nHost: amber\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body)
+            .unwrap_or_else(|e| panic!("{query}: the body was cut off: {e}\n{}", d.log()));
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let padding = vec![0u8; 8 << 20];
+    // Refused before the body is read: an invalid tag.
+    let mut tar = tar::Builder::new(Vec::new());
+    let df = b"FROM scratch\n";
+    let mut h = tar::Header::new_gnu();
+    h.set_size(df.len() as u64);
+    h.set_mode(0o644);
+    h.set_cksum();
+    tar.append_data(&mut h, "Dockerfile", &df[..]).unwrap();
+    let mut body = tar.into_inner().unwrap();
+    body.extend_from_slice(&padding);
+    let answer = post("t=Bad%20Tag", &body);
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("invalid tag"), "{answer}");
+    // Refused on its first bytes: a compression amber does not read.
+    let mut body = vec![0xfd, b'7', b'z', b'X', b'Z', 0x00];
+    body.extend_from_slice(&padding);
+    let answer = post("t=xz:1", &body);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("errorDetail"), "{answer}");
+    assert!(answer.contains("xz"), "{answer}");
+}

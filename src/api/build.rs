@@ -8,10 +8,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
-use futures_util::TryStreamExt;
 use serde_json::json;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::body::{drain_on_error, BodyReader};
 use super::query::Query;
 use super::{stream, ApiError, AppState};
 use crate::build::BuildOptions;
@@ -20,36 +19,16 @@ use crate::build::BuildOptions;
 const STREAM_BUFFER: usize = 256;
 
 /// `POST /build?t=&dockerfile=&buildargs=&target=&nocache=&q=&labels=&networkmode=&rm=&forcerm=`.
+/// The context is read to its end (see [`BodyReader`]) before the build
+/// runs, and before the answer when the request is refused.
 pub async fn build(
     State(engine): State<AppState>,
     uri: Uri,
-    body: Body,
+    mut body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
-    if q.get("remote").is_some_and(|r| !r.is_empty()) {
-        return Err(ApiError::bad_request(
-            "remote build contexts are not supported: send the context as a tar body",
-        ));
-    }
-    for t in q.all("t") {
-        crate::types::Reference::parse(&t)
-            .map_err(|e| ApiError::bad_request(format!("invalid tag {t:?}: {e}")))?;
-    }
-    let opts = BuildOptions {
-        dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
-        tags: q.all("t"),
-        build_args: json_map(q.get("buildargs"), "buildargs")?,
-        target: q.get("target").map(str::to_string),
-        no_cache: q.flag("nocache"),
-        labels: json_map(q.get("labels"), "labels")?,
-        work_dir: Default::default(),
-        cancel: Default::default(),
-        network: q.get("networkmode").unwrap_or("").to_string(),
-    };
+    let opts = drain_on_error(build_options(&q), &mut body).await?;
     let quiet = q.flag("q");
-    let reader = SyncIoBridge::new(StreamReader::new(
-        body.into_data_stream().map_err(std::io::Error::other),
-    ));
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(STREAM_BUFFER);
     // A client that goes away (its answer body dropped) cancels the build.
     let cancel = opts.cancel.clone();
@@ -70,7 +49,7 @@ pub async fn build(
                 send(json!({ "stream": text }));
             }
         };
-        match engine.build(reader, opts, &mut out) {
+        match engine.build(BodyReader::new(body), opts, &mut out) {
             Ok(id) => {
                 send(json!({"aux": {"ID": id}}));
                 if quiet {
@@ -90,6 +69,30 @@ pub async fn build(
         stream::channel_body(rx),
     )
         .into_response())
+}
+
+/// The options of a build, from its query.
+fn build_options(q: &Query) -> Result<BuildOptions, ApiError> {
+    if q.get("remote").is_some_and(|r| !r.is_empty()) {
+        return Err(ApiError::bad_request(
+            "remote build contexts are not supported: send the context as a tar body",
+        ));
+    }
+    for t in q.all("t") {
+        crate::types::Reference::parse(&t)
+            .map_err(|e| ApiError::bad_request(format!("invalid tag {t:?}: {e}")))?;
+    }
+    Ok(BuildOptions {
+        dockerfile: q.get("dockerfile").unwrap_or("Dockerfile").to_string(),
+        tags: q.all("t"),
+        build_args: json_map(q.get("buildargs"), "buildargs")?,
+        target: q.get("target").map(str::to_string),
+        no_cache: q.flag("nocache"),
+        labels: json_map(q.get("labels"), "labels")?,
+        work_dir: Default::default(),
+        cancel: Default::default(),
+        network: q.get("networkmode").unwrap_or("").to_string(),
+    })
 }
 
 /// `{"K": "V"}` (values may be null: skipped, the client had no value).

@@ -6,9 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::body::{drain_on_error, BodyReader};
 use super::query::Query;
 use super::stream::{channel_body, ChannelWriter};
 use super::{ApiError, AppState};
@@ -69,42 +68,24 @@ pub async fn get(
 }
 
 /// `PUT /containers/{id}/archive?path=&noOverwriteDirNonDir=&copyUIDGID=`.
+/// The body is read to its end before the answer (see [`BodyReader`]).
 pub async fn put(
     State(e): State<AppState>,
     Path(name): Path<String>,
     uri: Uri,
-    body: Body,
+    mut body: Body,
 ) -> Result<Response, ApiError> {
-    let path = path_param(&uri)?;
+    let path = drain_on_error(path_param(&uri), &mut body).await?;
     let q = Query::of(&uri);
     let opts = CopyOptions {
         no_overwrite_dir_non_dir: q.flag("noOverwriteDirNonDir"),
         copy_uid_gid: q.flag("copyUIDGID"),
     };
-    let reader = Drained(SyncIoBridge::new(StreamReader::new(
-        body.into_data_stream().map_err(std::io::Error::other),
-    )));
-    tokio::task::spawn_blocking(move || e.extract_to_container(&name, &path, reader, &opts))
-        .await??;
+    tokio::task::spawn_blocking(move || {
+        e.extract_to_container(&name, &path, BodyReader::new(body), &opts)
+    })
+    .await??;
     Ok(StatusCode::OK.into_response())
-}
-
-/// A request body read to its end when dropped: extraction stops at the
-/// tar's end-of-archive blocks, and answering while the client still sends
-/// the padding after them closes the connection under it (the docker CLI
-/// then reports a broken pipe instead of the answer).
-struct Drained<R: std::io::Read>(R);
-
-impl<R: std::io::Read> std::io::Read for Drained<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<R: std::io::Read> Drop for Drained<R> {
-    fn drop(&mut self) {
-        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
-    }
 }
 
 /// `GET /containers/{id}/changes`.

@@ -5,11 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use axum::http::header;
 
+use super::body::{drain_on_error, BodyReader};
 use super::query::Query;
 use super::stream::sized_stream;
 use super::{ApiError, AppState};
@@ -34,37 +33,21 @@ pub async fn list(State(engine): State<AppState>, uri: Uri) -> Result<Response, 
     Ok(Json(images).into_response())
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the request body,
-/// `fromImage=` pulls.
+/// `POST /images/create`: `fromSrc=-` imports the request body (read to
+/// its end before the answer, see [`BodyReader`]), `fromImage=` pulls.
 pub async fn create(
     State(engine): State<AppState>,
     uri: Uri,
     headers: axum::http::HeaderMap,
-    body: Body,
+    mut body: Body,
 ) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     if q.get("fromImage").is_some() {
         return super::registry::pull(engine, &q, &headers);
     }
-    match q.get("fromSrc") {
-        Some("-") => {}
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "importing from {other:?} is not supported: send the archive as the request body (fromSrc=-)"
-            )))
-        }
-        None => return Err(ApiError::bad_request("missing fromImage or fromSrc")),
-    }
-    let tag = import_tag(q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?;
-    let opts = ImportOptions {
-        tag,
-        message: q.get("message").unwrap_or("").to_string(),
-        changes: q.all("changes"),
-        allow_devices: false,
-    };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
-    let id = tokio::task::spawn_blocking(move || engine.import_image(reader, &opts)).await??;
+    let opts = drain_on_error(import_options(&q), &mut body).await?;
+    let id = tokio::task::spawn_blocking(move || engine.import_image(BodyReader::new(body), &opts))
+        .await??;
     let msg = JsonMessage {
         status: Some(id.to_string()),
         ..Default::default()
@@ -76,6 +59,25 @@ pub async fn create(
         line,
     )
         .into_response())
+}
+
+/// The options of an import (`fromSrc=-`), from its query.
+fn import_options(q: &Query) -> Result<ImportOptions, ApiError> {
+    match q.get("fromSrc") {
+        Some("-") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "importing from {other:?} is not supported: send the archive as the request body (fromSrc=-)"
+            )))
+        }
+        None => return Err(ApiError::bad_request("missing fromImage or fromSrc")),
+    }
+    Ok(ImportOptions {
+        tag: import_tag(q.get("repo").unwrap_or(""), q.get("tag").unwrap_or(""))?,
+        message: q.get("message").unwrap_or("").to_string(),
+        changes: q.all("changes"),
+        allow_devices: false,
+    })
 }
 
 /// `repo` may carry the tag itself (`repo=app:v1`), or `tag` gives it.
@@ -219,12 +221,12 @@ async fn save(engine: AppState, names: Vec<String>, q: Query) -> Result<Response
     ))
 }
 
-/// `POST /images/load`: the body is the archive. The answer is the same
-/// with `quiet` or not: one `Loaded image` line per name.
+/// `POST /images/load`: the body is the archive (read to its end before
+/// the answer, see [`BodyReader`]). The answer is the same with `quiet` or
+/// not: one `Loaded image` line per name.
 pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response, ApiError> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
-    let report = tokio::task::spawn_blocking(move || engine.load_images(reader)).await??;
+    let report =
+        tokio::task::spawn_blocking(move || engine.load_images(BodyReader::new(body))).await??;
     let mut out = String::new();
     for l in &report.layers_present {
         let msg = JsonMessage {
@@ -254,21 +256,4 @@ pub async fn load(State(engine): State<AppState>, body: Body) -> Result<Response
         }
     }
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
-}
-
-/// A request body reader that reads the rest of the body when dropped: an
-/// archive refused early is still received whole, so the client, still
-/// sending, gets the error answer instead of a broken pipe.
-pub(super) struct DrainOnDrop<R: std::io::Read>(pub(super) R);
-
-impl<R: std::io::Read> std::io::Read for DrainOnDrop<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<R: std::io::Read> Drop for DrainOnDrop<R> {
-    fn drop(&mut self) {
-        let _ = std::io::copy(&mut self.0, &mut std::io::sink());
-    }
 }

@@ -2,6 +2,7 @@
 //! SDKs work against amber) plus amber's own endpoints. One route table in
 //! this file, one handler file per resource; handlers hold no business logic.
 
+mod body;
 mod build;
 mod capture;
 mod cluster;

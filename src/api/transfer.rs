@@ -7,10 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::images::DrainOnDrop;
+use super::body::BodyReader;
 use super::networks::blocking;
 use super::query::{json_body, Query};
 use super::stream::sized_stream;
@@ -68,16 +66,15 @@ pub async fn thin_export(
 
 /// `POST /amber/v1/bundles/import?thin=1&bundle=ID`: the import of a
 /// transfer (thin: blobs this daemon has may be absent; with `bundle`,
-/// resumable).
+/// resumable). The body is read to its end before the answer (see
+/// [`BodyReader`]).
 pub async fn import(State(e): State<AppState>, uri: Uri, body: Body) -> Result<Response, ApiError> {
     let q = Query::of(&uri);
     let opts = ImportOptions {
         thin: q.flag("thin"),
         resume: q.get("bundle").filter(|s| !s.is_empty()).map(String::from),
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let reader = DrainOnDrop(SyncIoBridge::new(StreamReader::new(stream)));
-    let report = blocking(move || e.import_bundle_with(reader, &opts)).await?;
+    let report = blocking(move || e.import_bundle_with(BodyReader::new(body), &opts)).await?;
     Ok((StatusCode::CREATED, Json(report)).into_response())
 }
 
