@@ -3,9 +3,14 @@
 # installed), same busybox image, same changes, same run, data roots on one
 # loop-mounted journaled ext4 (see ../shared/PEERS.md on the root fs):
 #   (a) 1000 files of 4 KiB    (b) one 200 MiB file
-# For each: commit of a stopped container, commit of a running one, save,
-# load, archive size; and the machine's limit for the archive: `cat` and
-# `cat | sha256sum`. Prints medians and ratios.
+# For each: commit of a stopped container (right after it exits, and for
+# amber also once the digest it defers to the exit is ready), commit of a
+# running one, save to a file (written and fsynced) and to a pipe, load,
+# archive size; and the machine's limits for the archive: `cat`, `cat` +
+# sha256 (coreutils `sha256sum`, and `openssl dgst -sha256`, which uses the
+# CPU's SHA extensions as amber does), and `cat` + sha256 + a durable copy
+# (what a save to a file or a load must at least do). Prints medians and
+# ratios.
 #
 #   benches/compare-store.sh [RUNS]     (as root; default 5 runs each)
 set -euo pipefail
@@ -90,6 +95,20 @@ bench_engine() {
         "${C[@]}" rm -f "b-$case-$r" >/dev/null
     done
     R[$e,$case,commit]=$(median "${t[@]}"); t=()
+    # amber: commit once the digest deferred to the exit is ready (the
+    # daemon hashes an exited container's changes in the background)
+    if [ "$e" = amber ]; then
+        for r in $(seq "$RUNS"); do
+            "${C[@]}" run --name "d-$case-$r" busybox sh -c "$change" >/dev/null
+            local id; id=$("${C[@]}" inspect -f '{{.Id}}' "d-$case-$r")
+            for _ in $(seq 300); do [ -f "$mnt/amber/containers/$id/layer-digest.json" ] && break; sleep 0.05; done
+            sync
+            s=$(now); "${C[@]}" commit "d-$case-$r" "ready-$case:$r" >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+            "${C[@]}" rm -f "d-$case-$r" >/dev/null
+            "${C[@]}" rmi "ready-$case:$r" >/dev/null
+        done
+        R[$e,$case,commit_ready]=$(median "${t[@]}"); t=()
+    fi
     # commit of a running container (paused for the copy where supported)
     for r in $(seq "$RUNS"); do
         # shellcheck disable=SC2086
@@ -110,6 +129,11 @@ bench_engine() {
     done
     R[$e,$case,save]=$(median "${t[@]}"); t=()
     R[$e,$case,size]=$(stat -c %s "$f")
+    # save to a pipe (nothing written to disk)
+    for r in $(seq "$RUNS"); do
+        s=$(now); "${C[@]}" save "$img" | cat >/dev/null; t+=($(( ($(now) - s) / 1000 )))
+    done
+    R[$e,$case,save_pipe]=$(median "${t[@]}"); t=()
     # load (the image and its top layer removed before each run)
     for r in $(seq "$RUNS"); do
         "${C[@]}" rmi "$img" >/dev/null
@@ -124,6 +148,14 @@ bench_engine() {
         R[limit,$case,cat]=$(median "${t[@]}"); t=()
         for r in $(seq "$RUNS"); do s=$(now); cat "$f" | sha256sum >/dev/null; t+=($(( ($(now) - s) / 1000 ))); done
         R[limit,$case,sha]=$(median "${t[@]}"); t=()
+        for r in $(seq "$RUNS"); do s=$(now); cat "$f" | openssl dgst -sha256 >/dev/null; t+=($(( ($(now) - s) / 1000 ))); done
+        R[limit,$case,fastsha]=$(median "${t[@]}"); t=()
+        for r in $(seq "$RUNS"); do
+            rm -f "$f.copy"; sync
+            s=$(now); cat "$f" | tee "$f.copy" | openssl dgst -sha256 >/dev/null; sync "$f.copy"; t+=($(( ($(now) - s) / 1000 )))
+        done
+        rm -f "$f.copy"
+        R[limit,$case,durable]=$(median "${t[@]}"); t=()
     fi
     rm -f "$f"
 }
@@ -145,17 +177,27 @@ for case in small big; do
     [ $case = small ] && echo "## (a) 1000 files of 4 KiB" || echo "## (b) one 200 MiB file"
     printf '%-16s' "operation"; for e in "${engines[@]}"; do printf '%14s' "$e"; done
     for e in "${engines[@]:1}"; do printf '%16s' "amber/$e"; done; echo
-    for op in commit commit_running save load size; do
+    for op in commit commit_ready commit_running save save_pipe load size; do
         printf '%-16s' "$op"
         for e in "${engines[@]}"; do
-            v=${R[$e,$case,$op]}
-            if [ $op = size ]; then printf '%11.1f MB' "$(echo "$v / 1000000" | bc -l)"; else printf '%11s ms' "$(ms "$v")"; fi
+            v=${R[$e,$case,$op]:-}
+            if [ -z "$v" ]; then printf '%14s' "-"
+            elif [ $op = size ]; then printf '%11.1f MB' "$(echo "$v / 1000000" | bc -l)"
+            else printf '%11s ms' "$(ms "$v")"; fi
         done
-        for e in "${engines[@]:1}"; do printf '%16.3f' "$(echo "${R[amber,$case,$op]} / ${R[$e,$case,$op]}" | bc -l)"; done
+        for e in "${engines[@]:1}"; do
+            # commit_ready (amber only) against the others' only commit
+            local_op=$op; [ $op = commit_ready ] && local_op=commit
+            printf '%16.3f' "$(echo "${R[amber,$case,$op]} / ${R[$e,$case,$local_op]}" | bc -l)"
+        done
         echo
     done
-    echo "limit for amber's archive: cat $(ms "${R[limit,$case,cat]}") ms, cat | sha256sum $(ms "${R[limit,$case,sha]}") ms;" \
-        "save/limit $(echo "scale=2; ${R[amber,$case,save]} / ${R[limit,$case,sha]}" | bc)," \
-        "load/limit $(echo "scale=2; ${R[amber,$case,load]} / ${R[limit,$case,sha]}" | bc)"
+    ratio() { echo "scale=2; ${R[amber,$case,$1]} / ${R[limit,$case,$2]}" | bc; }
+    echo "limits for amber's archive: cat $(ms "${R[limit,$case,cat]}") ms;" \
+        "cat | sha256sum $(ms "${R[limit,$case,sha]}") ms; cat | openssl sha256 $(ms "${R[limit,$case,fastsha]}") ms;" \
+        "cat | tee copy | openssl sha256 + sync copy $(ms "${R[limit,$case,durable]}") ms"
+    echo "  against cat | sha256sum:        save $(ratio save sha), save to a pipe $(ratio save_pipe sha), load $(ratio load sha)"
+    echo "  against cat | openssl sha256:   save $(ratio save fastsha), save to a pipe $(ratio save_pipe fastsha), load $(ratio load fastsha)"
+    echo "  against the same + durable copy: save $(ratio save durable), load $(ratio load durable)"
     echo
 done

@@ -211,19 +211,21 @@ pub fn channel_body(rx: tokio::sync::mpsc::Receiver<Vec<u8>>) -> Body {
 }
 
 /// A response of known length whose body `write` produces on a blocking
-/// thread (through a 1 MiB buffer); an error after the headers went out
-/// ends the body early (the client sees a short read) and is logged as
-/// `what`.
+/// thread (in 1 MiB chunks); an error after the headers went out ends the
+/// body early (the client sees a short read) and is logged as `what`.
 pub fn sized_stream<E: std::fmt::Display>(
     content_type: &'static str,
     size: u64,
     what: &'static str,
-    write: impl FnOnce(std::io::BufWriter<ChannelWriter>) -> Result<(), E> + Send + 'static,
+    write: impl FnOnce(ChunkWriter) -> Result<(), E> + Send + 'static,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     tokio::task::spawn_blocking(move || {
-        let out = std::io::BufWriter::with_capacity(1 << 20, ChannelWriter(tx));
+        let out = ChunkWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        };
         if let Err(err) = write(out) {
             tracing::warn!(error = %err, "{what} ended early");
         }
@@ -236,6 +238,56 @@ pub fn sized_stream<E: std::fmt::Display>(
         channel_body(rx),
     )
         .into_response()
+}
+
+/// Bytes of a [`ChunkWriter`] chunk.
+const CHUNK: usize = 1 << 20;
+
+/// A buffered `Write` that feeds an HTTP body from a blocking thread: its
+/// buffer itself becomes the body's next chunk (one copy of the data, where
+/// a `BufWriter` over a [`ChannelWriter`] makes two). What is left is sent
+/// on `flush` or drop.
+pub struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.is_empty() && data.len() >= CHUNK {
+            self.send(data.to_vec())?;
+            return Ok(data.len());
+        }
+        let n = data.len().min(CHUNK - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.send(full)?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let rest = std::mem::take(&mut self.buf);
+            self.send(rest)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = std::io::Write::flush(self);
+    }
 }
 
 /// A `Write` that feeds an HTTP body from a blocking thread.

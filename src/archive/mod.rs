@@ -23,7 +23,7 @@ pub use layer_tar::{
     layer_diff_id, write_layer_compressed, write_layer_tar, HashingWriter, LayerCompression,
     LayerTarSummary,
 };
-pub use validate::check_layer;
+pub use validate::{check_layer, CheckSummary};
 pub(crate) use writeback::WritebackWriter;
 
 use std::path::PathBuf;

@@ -9,13 +9,12 @@
 //! it all at the end, after the network part is over.
 
 use std::io::IsTerminal;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Bytes written between two starts of writeback.
 const WRITEBACK_EVERY: u64 = 8 << 20;
@@ -57,25 +56,33 @@ pub async fn save_body(
     let total = content_length(&resp);
     let body = resp.into_body();
     let Some(output) = output else {
-        let mut out = tokio::io::BufWriter::with_capacity(1 << 20, tokio::io::stdout());
-        return copy(body, &mut out, None, total, bar, what).await;
+        // Standard output's descriptor, unbuffered (its `Stdout` would
+        // scan binary data for newlines).
+        let out = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::fs::File::from)
+            .context("cannot use standard output")?;
+        return pipe_to(body, total, bar, what, move |rx| {
+            write_chunks(out, rx, None)
+        })
+        .await
+        .map(|(n, _)| n);
     };
     let partial = partial_path(output);
-    let file = tokio::fs::File::create(&partial)
-        .await
+    let file = std::fs::File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
     let fd = file.as_raw_fd();
-    let mut out = tokio::io::BufWriter::with_capacity(4 << 20, file);
-    let done = async {
-        let n = copy(body, &mut out, Some(fd), total, bar, what).await?;
-        out.get_ref().sync_all().await?;
-        anyhow::Ok(n)
-    }
-    .await;
+    let done = pipe_to(body, total, bar, what, move |rx| {
+        let file = write_chunks(file, rx, Some(fd))?;
+        file.sync_all()
+    })
+    .await
+    .with_context(|| format!("cannot write {}", partial.display()));
     let n = match done {
-        Ok(n) => n,
+        Ok((n, ())) => n,
         Err(e) => {
-            let _ = tokio::fs::remove_file(&partial).await;
+            let _ = std::fs::remove_file(&partial);
             return Err(e);
         }
     };
@@ -89,27 +96,46 @@ pub async fn save_body(
     Ok(n)
 }
 
-async fn copy(
-    mut body: hyper::body::Incoming,
-    out: &mut (impl AsyncWrite + Unpin),
-    writeback_fd: Option<i32>,
+/// Hand the body's chunks to `write`, run on a thread of its own (straight
+/// from the body's buffers, no copy through async writers); its result
+/// with the byte count.
+async fn pipe_to<T: Send + 'static>(
+    body: hyper::body::Incoming,
     total: Option<u64>,
     bar: Option<&ProgressBar>,
     what: &str,
-) -> anyhow::Result<u64> {
+    write: impl FnOnce(Chunks) -> std::io::Result<T> + Send + 'static,
+) -> anyhow::Result<(u64, T)> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || write(rx));
+    let received = copy_frames(body, total, bar, what, |chunk| {
+        let tx = tx.clone();
+        async move { tx.send(chunk).await.is_ok() }
+    })
+    .await;
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| anyhow::anyhow!("the writing thread failed: {e}"))?;
+    // A failed write is the error to report (the body was cut short for it).
+    let written = written?;
+    Ok((received?, written))
+}
+
+type Chunks = tokio::sync::mpsc::Receiver<bytes::Bytes>;
+
+/// Write every chunk to `out`; with `writeback_fd` (the file `out` writes),
+/// start its writeback every [`WRITEBACK_EVERY`] bytes.
+fn write_chunks<W: std::io::Write>(
+    mut out: W,
+    mut rx: Chunks,
+    writeback_fd: Option<i32>,
+) -> std::io::Result<W> {
     let (mut n, mut started) = (0u64, 0u64);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.with_context(|| format!("the daemon ended {what} early"))?;
-        let Some(data) = frame.data_ref() else {
-            continue;
-        };
-        out.write_all(data).await?;
-        n += data.len() as u64;
-        if let Some(b) = bar {
-            b.inc(data.len() as u64);
-        }
+    while let Some(chunk) = rx.blocking_recv() {
+        out.write_all(&chunk)?;
+        n += chunk.len() as u64;
         if let Some(fd) = writeback_fd.filter(|_| n - started >= WRITEBACK_EVERY) {
-            out.flush().await?;
             // SAFETY: a plain syscall on the descriptor of the file `out`
             // writes (alive as long as `out`); a failure only means the
             // writeback starts at the final fsync.
@@ -124,9 +150,40 @@ async fn copy(
             started = n;
         }
     }
+    out.flush()?;
+    Ok(out)
+}
+
+/// Hand every data frame of `body` to `sink` (which says whether it still
+/// takes more), counting and checking the length against `total`.
+async fn copy_frames<F, Fut>(
+    mut body: hyper::body::Incoming,
+    total: Option<u64>,
+    bar: Option<&ProgressBar>,
+    what: &str,
+    mut sink: F,
+) -> anyhow::Result<u64>
+where
+    F: FnMut(bytes::Bytes) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let mut n = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.with_context(|| format!("the daemon ended {what} early"))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        n += data.len() as u64;
+        if let Some(b) = bar {
+            b.inc(data.len() as u64);
+        }
+        if !sink(data).await {
+            // The writer stopped: its error is the one to report.
+            return Ok(n);
+        }
+    }
     if total.is_some_and(|t| t != n) {
         anyhow::bail!("the daemon ended {what} early");
     }
-    out.flush().await?;
     Ok(n)
 }

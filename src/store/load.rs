@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::import::{ImageParts, NewLayer, StagedLayer};
+use super::import::{ImageParts, NewLayer};
 use super::{layers, Store, StoreError};
 use crate::archive;
 use crate::types::{Digest, Reference};
@@ -311,9 +311,13 @@ impl Loader<'_> {
                                         cur: Vec::new(),
                                         pos: 0,
                                     };
+                                    // A plain tar's digest is the reader's.
                                     archive::decompress(input)
                                         .map_err(StoreError::from)
-                                        .and_then(|(_, r)| store.stage_pending_layer(r))
+                                        .and_then(|(kind, r)| {
+                                            let hash = kind != archive::Compression::None;
+                                            store.stage_pending_tar(r, hash)
+                                        })
                                 });
                                 (Some((tx, spares)), Some(h))
                             };
@@ -323,7 +327,6 @@ impl Loader<'_> {
                             }
                             match (known, handle) {
                                 (Some(d), _) => {
-                                    let raw_digest = raw_digest.unwrap_or_else(|| d.clone());
                                     let staged = if d == raw_digest {
                                         Ok(Staged {
                                             layer: NewLayer { diff_id: d, size },
@@ -358,19 +361,17 @@ impl Loader<'_> {
             // staging directory is known and removed.
             for (name, (raw_digest, raw_size), h) in pending {
                 let staged = match h.join() {
-                    Ok(Ok(StagedLayer { dir, layer })) => Ok(Staged {
-                        layer,
+                    Ok(Ok((dir, summary))) => Ok(Staged {
+                        layer: NewLayer {
+                            // Not hashed by its thread: a plain tar, whose
+                            // digest is the blob's.
+                            diff_id: summary.diff_id.unwrap_or_else(|| raw_digest.clone()),
+                            size: summary.tar_size,
+                        },
                         dir: Some(dir),
                     }),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err("layer thread panicked".to_string()),
-                };
-                // Not hashed by the reader: an uncompressed layer, whose
-                // digest its thread computed.
-                let raw_digest = match (raw_digest, &staged) {
-                    (Some(d), _) => d,
-                    (None, Ok(s)) => s.layer.diff_id.clone(),
-                    (None, Err(_)) => Digest::of(b""),
                 };
                 self.items.insert(
                     name,
@@ -668,16 +669,16 @@ impl Loader<'_> {
 }
 
 /// Read one entry to its end, handing it to `tx` while the receiver lives,
-/// and hash it — unless it goes to a layer thread uncompressed: that thread
-/// computes the same digest (the diff_id) and sha256 is the bottleneck.
+/// and hash it. The layer thread checks and writes the same bytes in
+/// parallel; a plain tar it does not hash again (this digest is its
+/// diff_id), so sha256, the slow part, runs beside the writing.
 fn pump<R: Read>(
     entry: &mut R,
     to_layer: Option<LayerFeed>,
     name: &str,
-) -> Result<(Option<Digest>, u64), StoreError> {
+) -> Result<(Digest, u64), StoreError> {
     let (mut tx, spares) = to_layer.unzip();
     let mut hasher = Sha256::new();
-    let mut hash = true;
     let mut total = 0u64;
     let mut spare = vec![0u8; CHUNK];
     loop {
@@ -697,12 +698,7 @@ fn pump<R: Read>(
         if n == 0 {
             break;
         }
-        if total == 0 && tx.is_some() && !archive::is_compressed(&buf[..n]) {
-            hash = false;
-        }
-        if hash {
-            hasher.update(&buf[..n]);
-        }
+        hasher.update(&buf[..n]);
         total += n as u64;
         match &tx {
             Some(t) => {
@@ -714,7 +710,7 @@ fn pump<R: Read>(
             None => spare = buf,
         }
     }
-    Ok((hash.then(|| Digest::from_hasher(hasher)), total))
+    Ok((Digest::from_hasher(hasher), total))
 }
 
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::import::{NewLayer, StagedLayer};
@@ -49,27 +49,40 @@ impl Store {
     /// [`Store::add_image_installing`] (which syncs it and makes it a pending
     /// layer).
     pub(crate) fn stage_pending_layer<R: Read>(&self, input: R) -> Result<StagedLayer, StoreError> {
+        let (dir, summary) = self.stage_pending_tar(input, true)?;
+        let diff_id = summary.diff_id.expect("hashed when asked");
+        Ok(StagedLayer {
+            dir,
+            layer: NewLayer {
+                diff_id,
+                size: summary.tar_size,
+            },
+        })
+    }
+
+    /// [`Store::stage_pending_layer`], hashing only with `hash` (a caller
+    /// that hashes the same bytes on another thread passes `false`). The
+    /// staging directory and what the check found.
+    pub(crate) fn stage_pending_tar<R: Read>(
+        &self,
+        input: R,
+        hash: bool,
+    ) -> Result<(PathBuf, archive::CheckSummary), StoreError> {
         let staging = self.staging("layer");
         let result = (|| {
             fs::create_dir(&staging).map_err(io_err("create", &staging))?;
             let path = staging.join(PENDING_TAR);
             let f = File::create(&path).map_err(io_err("create", &path))?;
             let out = BufWriter::with_capacity(BUF, WritebackWriter::new(f));
-            let (summary, out) = archive::check_layer(input, out, false)?;
+            let (summary, out) = archive::check_layer(input, out, false, hash)?;
             // Synced with the image's other new files (`add_image_installing`).
             out.into_inner()
                 .map_err(|e| io_err("write", &path)(e.into_error()))?
                 .into_file();
-            Ok(NewLayer {
-                diff_id: summary.diff_id,
-                size: summary.tar_size,
-            })
+            Ok(summary)
         })();
         match result {
-            Ok(layer) => Ok(StagedLayer {
-                dir: staging,
-                layer,
-            }),
+            Ok(summary) => Ok((staging, summary)),
             Err(e) => {
                 layers::remove_tree(&staging);
                 Err(e)
