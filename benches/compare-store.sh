@@ -29,7 +29,9 @@ cleanup() {
         "${PODMAN[@]}" rm -af >/dev/null 2>&1 || true
         "${PODMAN[@]}" rmi -af >/dev/null 2>&1 || true
     fi
-    for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null || true; done
+    for d in /sys/fs/cgroup/*/"$cg" /sys/fs/cgroup/"$cg"; do
+        [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+    done
     grep -o " $mnt[^ ]*" /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     umount -l "$mnt" 2>/dev/null || true
     rm -rf "$work"
@@ -41,7 +43,7 @@ truncate -s 12G "$work/fs.img"
 mkfs.ext4 -q -F "$work/fs.img"
 mount -o loop "$work/fs.img" "$mnt"
 PODMAN=(podman --root "$mnt/podman" --runroot "$work/podman-run" --storage-driver overlay --cgroup-manager cgroupfs --events-backend none)
-PRUN=(--runtime runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --network none)
+PRUN=(--runtime runc --cgroup-parent "$cg" --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 --network none)
 
 tests/images/busybox.sh "$work/busybox.tar"
 "$AMBER" daemon --data-root "$mnt/amber" -H "unix://$work/amber.sock" --cgroup-parent "$cg" --log-level warn &

@@ -18,8 +18,10 @@ command -v ps >/dev/null 2>&1 || need_apt="$need_apt procps"
 command -v gcore >/dev/null 2>&1 || need_apt="$need_apt gdb"
 # The progress tests run the CLI on a pty made by script(1).
 command -v script >/dev/null 2>&1 || need_apt="$need_apt bsdutils"
-# Peers for archive interop tests (amber never runs through them).
+# Peers for archive interop tests (amber never runs through them); podman
+# runs what amber saved with runc (crun refuses this hybrid cgroup layout).
 command -v podman >/dev/null 2>&1 || need_apt="$need_apt podman"
+command -v runc >/dev/null 2>&1 || need_apt="$need_apt runc"
 command -v skopeo >/dev/null 2>&1 || need_apt="$need_apt skopeo"
 # The reference registry (distribution) and htpasswd, for the registry client tests.
 command -v docker-registry >/dev/null 2>&1 || need_apt="$need_apt docker-registry"

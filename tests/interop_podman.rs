@@ -30,6 +30,61 @@ fn podman(root: &Path, args: &[&str]) -> Output {
         .expect("podman must be installed (tests/deps.sh installs it)")
 }
 
+/// A cgroup parent for podman's containers (and their conmon), removed
+/// with everything under it when dropped, even after a failed assertion.
+struct PodmanCgroups(String);
+
+impl PodmanCgroups {
+    fn new() -> Self {
+        PodmanCgroups(format!("amber-test-podman-{}", std::process::id()))
+    }
+}
+
+impl Drop for PodmanCgroups {
+    fn drop(&mut self) {
+        let mut tops = vec![Path::new("/sys/fs/cgroup").join(&self.0)];
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            tops.extend(rd.flatten().map(|e| e.path().join(&self.0)));
+        }
+        for top in tops.iter().filter(|t| t.is_dir()) {
+            // Deepest first: a cgroup directory goes only when empty.
+            let mut dirs: Vec<_> = walkdir::WalkDir::new(top)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_dir())
+                .map(|e| e.into_path())
+                .collect();
+            dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+            for d in dirs {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+}
+
+/// `podman run --rm IMAGE ARGS...` as this machine allows it: runc (crun
+/// refuses the hybrid cgroup layout), no network, the ulimits within the
+/// hard limits here (see ../shared/PEERS.md).
+fn podman_run(root: &Path, cg: &PodmanCgroups, image: &str, args: &[&str]) -> Output {
+    let mut all = vec![
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &cg.0,
+        "--ulimit",
+        "nofile=20000:20000",
+        "--ulimit",
+        "nproc=32768:32768",
+        image,
+    ];
+    all.extend_from_slice(args);
+    podman(root, &all)
+}
+
 fn ok(o: Output, what: &str) -> String {
     assert!(o.status.success(), "{what}: {}{}", stdout(&o), stderr(&o));
     stdout(&o)
@@ -65,6 +120,7 @@ fn setup() -> (Daemon, String) {
 
 #[test]
 fn podman_loads_what_amber_saves_and_back() {
+    let cg = PodmanCgroups::new();
     let (d, id) = setup();
     let dir = d.dir.path().to_path_buf();
     let proot = dir.join("podman");
@@ -97,6 +153,12 @@ fn podman_loads_what_amber_saves_and_back() {
             "podman inspect",
         );
         assert_eq!(format!("sha256:{}", pid.trim()), id, "{format}/{compress}");
+        // And it runs: amber's file, through podman's own container.
+        let ran = ok(
+            podman_run(&proot, &cg, "docker.io/library/bb:two", &["cat", "/who"]),
+            "podman run",
+        );
+        assert_eq!(ran.trim(), "from-amber", "{format}/{compress}");
         ok(
             podman(&proot, &["rmi", "-f", "docker.io/library/bb:two"]),
             "podman rmi",
