@@ -3,6 +3,10 @@
 //! an imported layer again, from its tar-split, hashed: what `save` does),
 //! on many small files and one large one.
 //! sha256 bounds both; compare with `time sha256sum` of the large file.
+//! And the whiteout boundary both ways, on 500 deleted files and 500
+//! opaque directories: overlay's form (0/0 character devices,
+//! `trusted.overlay.opaque`) to OCI's (`.wh.NAME`, `.wh..wh..opq`) in
+//! `write_layer_tar`, and back in `extract_layer` (as root).
 //!
 //! `cargo bench --bench layer_tar`. The trees are created once in a
 //! temporary directory under the target directory (not tmpfs).
@@ -51,6 +55,80 @@ fn one_big_file(dir: &Path) -> u64 {
     BIG as u64
 }
 
+/// 500 deleted files (overlay whiteouts: 0/0 character devices) and 500
+/// opaque directories with one file each, as a container's upper dir holds
+/// them after deletions; returns the number of whiteouts.
+fn whiteouts(dir: &Path) -> u64 {
+    use nix::sys::stat::{mknod, Mode, SFlag};
+    for i in 0..500 {
+        let d = dir.join(format!("d{}", i % 10));
+        fs::create_dir_all(&d).expect("mkdir");
+        mknod(
+            &d.join(format!("gone{i}")),
+            SFlag::S_IFCHR,
+            Mode::empty(),
+            0,
+        )
+        .expect("mknod 0/0");
+        let o = dir.join(format!("opaque{i}"));
+        fs::create_dir(&o).expect("mkdir");
+        xattr::set(&o, "trusted.overlay.opaque", b"y").expect("opaque xattr");
+        fs::write(o.join("kept"), b"x").expect("write file");
+    }
+    1000
+}
+
+fn bench_whiteouts(c: &mut Criterion, work: &Path) {
+    let upper = work.join("whiteouts");
+    let n = whiteouts(&upper);
+    let mut tar = Vec::new();
+    write_layer_tar(&upper, &mut tar).expect("tar");
+    // The conversion happened: OCI names in the tar, no device entries.
+    let mut names = Vec::new();
+    for e in tar::Archive::new(&tar[..]).entries().expect("entries") {
+        let e = e.expect("entry");
+        assert!(
+            !e.header().entry_type().is_character_special(),
+            "a device in the tar"
+        );
+        names.push(e.path().expect("path").to_string_lossy().into_owned());
+    }
+    assert!(
+        names.iter().any(|p| p == "d0/.wh.gone0"),
+        "no .wh.gone0 in {names:?}"
+    );
+    assert!(
+        names.iter().any(|p| p == "opaque0/.wh..wh..opq"),
+        "no opaque marker"
+    );
+    let mut group = c.benchmark_group("whiteouts");
+    group.sample_size(20);
+    group.throughput(Throughput::Elements(n));
+    group.bench_function("overlay_to_oci/500+500", |b| {
+        b.iter(|| write_layer_tar(&upper, io::sink()).expect("write_layer_tar"))
+    });
+    // Each extraction into a new directory, none removed until the end:
+    // on the root ext4 here, creating files right after removing many is
+    // slow for reasons of its own (../shared/PEERS.md).
+    let dests = tempfile::tempdir_in(work).expect("tempdir");
+    let mut next = 0u64;
+    group.bench_function("oci_to_overlay/500+500", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                next += 1;
+                let d = dests.path().join(next.to_string());
+                fs::create_dir(&d).expect("mkdir");
+                let t = std::time::Instant::now();
+                extract_layer(&tar[..], &d, &ExtractOptions::default()).expect("extract");
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
 fn bench_layer_tar(c: &mut Criterion) {
     let target = target_dir();
     fs::create_dir_all(&target).expect("target dir");
@@ -94,6 +172,7 @@ fn bench_layer_tar(c: &mut Criterion) {
         });
     }
     group.finish();
+    bench_whiteouts(c, work.path());
 }
 
 criterion_group!(benches, bench_layer_tar);
