@@ -69,6 +69,9 @@ impl Engine {
 
 /// Unpack the client's context: regular files, directories, symlinks and
 /// hard links only, each kept inside `dir` by the tar crate's checks.
+/// Most bytes of a build context read after its tar's end marker.
+const TRAILER_MAX: u64 = 1 << 20;
+
 fn unpack_context<R: Read + Send + 'static>(input: R, dir: &Path) -> Result<(), BuildError> {
     let (_, mut reader) = archive::decompress(input)
         .map_err(|e| BuildError::Context(format!("invalid build context: {e}")))?;
@@ -77,12 +80,14 @@ fn unpack_context<R: Read + Send + 'static>(input: R, dir: &Path) -> Result<(), 
         read: 0,
         pad: None,
     };
-    let unpacked = unpack_entries(&mut padded, dir);
-    // Read the body to its end (the tar's padding after the end marker):
-    // a server that answers with request bytes unread resets the connection
-    // and the client loses the answer.
-    let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    unpacked
+    unpack_entries(&mut padded, dir)?;
+    // Read the tar's padding after its end marker (a server that answers
+    // with request bytes unread resets the connection and the client loses
+    // the answer). Bounded: padding is a few KiB, and whatever a client
+    // sends past this — or after a refused context — is left to the API's
+    // bounded drain of the raw body (`api::body`), not decompressed here.
+    let _ = std::io::copy(&mut (&mut reader).take(TRAILER_MAX), &mut std::io::sink());
+    Ok(())
 }
 
 fn unpack_entries(reader: &mut dyn Read, dir: &Path) -> Result<(), BuildError> {
