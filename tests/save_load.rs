@@ -249,6 +249,62 @@ fn pipes_and_whole_stream_compression() {
     assert!(!o.status.success());
 }
 
+/// `save -o` into a device, a FIFO or through a symlink writes into what is
+/// there: the device stays a device (`-o /dev/null` once replaced the
+/// host's /dev/null with a file), the reader of the FIFO gets the archive,
+/// the symlink stays a link to the archive. A directory is refused.
+#[test]
+fn save_into_a_device_a_fifo_or_a_symlink_keeps_them() {
+    use std::os::unix::fs::FileTypeExt;
+    let d = Daemon::start();
+    d.import_busybox("bb:1");
+    let dir = tempfile::tempdir().unwrap();
+    let expected = d.amber(&["save", "bb:1"]).stdout;
+    assert!(!expected.is_empty());
+
+    let null = dir.path().join("null");
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    d.ok(&["save", "-o", null.to_str().unwrap(), "bb:1"]);
+    assert!(std::fs::symlink_metadata(&null)
+        .unwrap()
+        .file_type()
+        .is_char_device());
+
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    d.ok(&["save", "-o", fifo.to_str().unwrap(), "bb:1"]);
+    assert_eq!(reader.join().unwrap(), expected);
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+
+    let real = dir.path().join("real.tar");
+    let link = dir.path().join("link.tar");
+    std::fs::write(&real, b"old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    d.ok(&["save", "-o", link.to_str().unwrap(), "bb:1"]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&real).unwrap(), expected);
+
+    let err = d.fails(&["save", "-o", dir.path().to_str().unwrap(), "bb:1"]);
+    assert!(err.contains("is a directory"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
 /// Build an archive in the layout `docker save` wrote before Docker 25:
 /// `<v1 id>/layer.tar`, a second image whose layer is a symlink to the
 /// first one's, `<config hex>.json`, `manifest.json`, `repositories`.

@@ -3,7 +3,9 @@
 //!
 //! To a file: into `dir/.NAME.partial`, renamed into place only when whole
 //! and fsynced, so an interrupted download never leaves a file that looks
-//! complete. The kernel's writeback is started every 8 MiB
+//! complete (through a symlink, in the directory of the file it names). A
+//! device or a pipe (`-o /dev/null`) is written as it is, never replaced.
+//! The kernel's writeback is started every 8 MiB
 //! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, asynchronous), so the final
 //! fsync finds most of a large archive on disk already instead of writing
 //! it all at the end, after the network part is over.
@@ -69,6 +71,26 @@ pub async fn save_body(
         .await
         .map(|(n, _)| n);
     };
+    // Through a symlink to what it names, so the link stays a link.
+    let output = &std::fs::canonicalize(output).unwrap_or_else(|_| output.to_path_buf());
+    match std::fs::metadata(output) {
+        Ok(m) if m.is_dir() => anyhow::bail!("{} is a directory", output.display()),
+        // A device or a pipe (`-o /dev/null`, a FIFO): written as it is,
+        // never replaced by a file.
+        Ok(m) if !m.is_file() => {
+            let out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(output)
+                .with_context(|| format!("cannot open {}", output.display()))?;
+            return pipe_to(body, total, bar, what, move |rx| {
+                write_chunks(out, rx, None)
+            })
+            .await
+            .with_context(|| format!("cannot write {}", output.display()))
+            .map(|(n, _)| n);
+        }
+        _ => {}
+    }
     let partial = partial_path(output);
     let file = std::fs::File::create(&partial)
         .with_context(|| format!("cannot create {}", partial.display()))?;
