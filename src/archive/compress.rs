@@ -48,14 +48,6 @@ pub fn decompress<R: Read + Send + 'static>(
     }
 }
 
-/// Whether `head` (a stream's first bytes) starts with a compression magic
-/// [`decompress`] knows or refuses.
-pub fn is_compressed(head: &[u8]) -> bool {
-    [GZIP_MAGIC, ZSTD_MAGIC, XZ_MAGIC, BZIP2_MAGIC]
-        .iter()
-        .any(|m| head.starts_with(m))
-}
-
 /// Turn an unexpected end of a compressed stream into a clear error.
 pub(crate) fn is_truncation(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::UnexpectedEof

@@ -15,7 +15,7 @@ pub mod split;
 mod validate;
 mod writeback;
 
-pub use compress::{decompress, is_compressed, Compression};
+pub use compress::{decompress, Compression};
 pub(crate) use extract::sanitize as sanitize_path;
 pub use extract::{extract_layer, ExtractOptions, ExtractSummary};
 pub use hash::HashingReader;

@@ -28,16 +28,19 @@ struct AuthEntry {
     auth: String,
 }
 
+/// The user's amber directory: `~/.amber` (`/root/.amber` without `HOME`).
+pub fn user_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root"))
+        .join(".amber")
+}
+
 /// `$AMBER_CONFIG/config.json`, else `~/.amber/config.json`.
 fn path() -> PathBuf {
     let dir = std::env::var_os("AMBER_CONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/root"))
-                .join(".amber")
-        });
+        .unwrap_or_else(user_dir);
     dir.join("config.json")
 }
 

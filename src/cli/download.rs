@@ -56,114 +56,145 @@ pub async fn save_body(
     what: &str,
 ) -> anyhow::Result<u64> {
     let total = content_length(&resp);
-    let body = resp.into_body();
-    let Some(output) = output else {
-        // Standard output's descriptor, unbuffered (its `Stdout` would
-        // scan binary data for newlines).
-        let out = std::io::stdout()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::fs::File::from)
-            .context("cannot use standard output")?;
-        return pipe_to(body, total, bar, what, move |rx| {
-            write_chunks(out, rx, None)
-        })
+    let (file, dest) = Dest::open(output)?;
+    let durable = matches!(dest, Dest::Partial { .. });
+    let written = pipe_to(resp.into_body(), total, bar, what, file, durable)
         .await
-        .map(|(n, _)| n);
-    };
-    // Through a symlink to what it names, so the link stays a link.
-    let output = &std::fs::canonicalize(output).unwrap_or_else(|_| output.to_path_buf());
-    match std::fs::metadata(output) {
-        Ok(m) if m.is_dir() => anyhow::bail!("{} is a directory", output.display()),
-        // A device or a pipe (`-o /dev/null`, a FIFO): written as it is,
-        // never replaced by a file.
-        Ok(m) if !m.is_file() => {
-            let out = std::fs::OpenOptions::new()
-                .write(true)
-                .open(output)
-                .with_context(|| format!("cannot open {}", output.display()))?;
-            return pipe_to(body, total, bar, what, move |rx| {
-                write_chunks(out, rx, None)
-            })
-            .await
-            .with_context(|| format!("cannot write {}", output.display()))
-            .map(|(n, _)| n);
-        }
-        _ => {}
-    }
-    let partial = partial_path(output);
-    let file = std::fs::File::create(&partial)
-        .with_context(|| format!("cannot create {}", partial.display()))?;
-    let fd = file.as_raw_fd();
-    let done = pipe_to(body, total, bar, what, move |rx| {
-        let file = write_chunks(file, rx, Some(fd))?;
-        file.sync_all()
-    })
-    .await
-    .with_context(|| format!("cannot write {}", partial.display()));
-    let n = match done {
-        Ok((n, ())) => n,
-        Err(e) => {
+        .with_context(|| format!("cannot write {}", dest.name()));
+    match (dest, written) {
+        (Dest::AsIs(..), w) => w,
+        (Dest::Partial { partial, .. }, Err(e)) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(e);
+            Err(e)
         }
-    };
-    tokio::fs::rename(&partial, output).await.with_context(|| {
-        format!(
-            "cannot rename {} to {}",
-            partial.display(),
-            output.display()
-        )
-    })?;
-    Ok(n)
+        (
+            Dest::Partial {
+                partial, output, ..
+            },
+            Ok(n),
+        ) => {
+            std::fs::rename(&partial, &output).with_context(|| {
+                format!(
+                    "cannot rename {} to {}",
+                    partial.display(),
+                    output.display()
+                )
+            })?;
+            Ok(n)
+        }
+    }
 }
 
-/// Hand the body's chunks to `write`, run on a thread of its own (straight
-/// from the body's buffers, no copy through async writers); its result
-/// with the byte count.
-async fn pipe_to<T: Send + 'static>(
-    body: hyper::body::Incoming,
+/// Where a download goes.
+enum Dest {
+    /// Written as it is: standard output, a device, a FIFO (never replaced
+    /// by a file), named for errors.
+    AsIs(String),
+    /// A file: written to `partial`, fsynced, renamed to `output`.
+    Partial { partial: PathBuf, output: PathBuf },
+}
+
+impl Dest {
+    /// The file to write, and where it goes.
+    fn open(output: Option<&Path>) -> anyhow::Result<(std::fs::File, Dest)> {
+        let Some(output) = output else {
+            // Standard output's descriptor, unbuffered (its `Stdout` would
+            // scan binary data for newlines).
+            let out = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use standard output")?;
+            return Ok((out.into(), Dest::AsIs("standard output".into())));
+        };
+        // Through a symlink to what it names, so the link stays a link.
+        let output = std::fs::canonicalize(output).unwrap_or_else(|_| output.to_path_buf());
+        match std::fs::metadata(&output) {
+            Ok(m) if m.is_dir() => anyhow::bail!("{} is a directory", output.display()),
+            Ok(m) if !m.is_file() => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&output)
+                    .with_context(|| format!("cannot open {}", output.display()))?;
+                Ok((f, Dest::AsIs(output.display().to_string())))
+            }
+            _ => {
+                let partial = partial_path(&output);
+                let file = std::fs::File::create(&partial)
+                    .with_context(|| format!("cannot create {}", partial.display()))?;
+                Ok((file, Dest::Partial { partial, output }))
+            }
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Dest::AsIs(name) => name.clone(),
+            Dest::Partial { partial, .. } => partial.display().to_string(),
+        }
+    }
+}
+
+/// Write the body to `file` from a thread of its own, straight from the
+/// body's buffers (no copy through async writers); with `durable`, start
+/// its writeback every [`WRITEBACK_EVERY`] bytes and fsync it at the end.
+/// Returns the byte count; a failed write is the error reported (the body
+/// was cut short for it).
+async fn pipe_to(
+    mut body: hyper::body::Incoming,
     total: Option<u64>,
     bar: Option<&ProgressBar>,
     what: &str,
-    write: impl FnOnce(Chunks) -> std::io::Result<T> + Send + 'static,
-) -> anyhow::Result<(u64, T)> {
+    file: std::fs::File,
+    durable: bool,
+) -> anyhow::Result<u64> {
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || write(rx));
-    let received = copy_frames(body, total, bar, what, |chunk| {
-        let tx = tx.clone();
-        async move { tx.send(chunk).await.is_ok() }
-    })
+    let writer = tokio::task::spawn_blocking(move || write_chunks(file, rx, durable));
+    let received = async {
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.with_context(|| format!("the daemon ended {what} early"))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            n += data.len() as u64;
+            if let Some(b) = bar {
+                b.inc(data.len() as u64);
+            }
+            if tx.send(data).await.is_err() {
+                // The writer stopped: its error is the one to report.
+                return Ok(n);
+            }
+        }
+        if total.is_some_and(|t| t != n) {
+            anyhow::bail!("the daemon ended {what} early");
+        }
+        Ok(n)
+    }
     .await;
     drop(tx);
-    let written = writer
+    writer
         .await
-        .map_err(|e| anyhow::anyhow!("the writing thread failed: {e}"))?;
-    // A failed write is the error to report (the body was cut short for it).
-    let written = written?;
-    Ok((received?, written))
+        .map_err(|e| anyhow::anyhow!("the writing thread failed: {e}"))??;
+    received
 }
 
-type Chunks = tokio::sync::mpsc::Receiver<bytes::Bytes>;
-
-/// Write every chunk to `out`; with `writeback_fd` (the file `out` writes),
-/// start its writeback every [`WRITEBACK_EVERY`] bytes.
-fn write_chunks<W: std::io::Write>(
-    mut out: W,
-    mut rx: Chunks,
-    writeback_fd: Option<i32>,
-) -> std::io::Result<W> {
+/// Write every chunk to `file` (see [`pipe_to`]).
+fn write_chunks(
+    mut file: std::fs::File,
+    mut rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    durable: bool,
+) -> std::io::Result<()> {
+    use std::io::Write;
     let (mut n, mut started) = (0u64, 0u64);
     while let Some(chunk) = rx.blocking_recv() {
-        out.write_all(&chunk)?;
+        file.write_all(&chunk)?;
         n += chunk.len() as u64;
-        if let Some(fd) = writeback_fd.filter(|_| n - started >= WRITEBACK_EVERY) {
-            // SAFETY: a plain syscall on the descriptor of the file `out`
-            // writes (alive as long as `out`); a failure only means the
-            // writeback starts at the final fsync.
+        if durable && n - started >= WRITEBACK_EVERY {
+            // SAFETY: a plain syscall on a descriptor we own; a failure
+            // only means the writeback starts at the final fsync.
             unsafe {
                 libc::sync_file_range(
-                    fd,
+                    file.as_raw_fd(),
                     started as i64,
                     (n - started) as i64,
                     libc::SYNC_FILE_RANGE_WRITE,
@@ -172,40 +203,8 @@ fn write_chunks<W: std::io::Write>(
             started = n;
         }
     }
-    out.flush()?;
-    Ok(out)
-}
-
-/// Hand every data frame of `body` to `sink` (which says whether it still
-/// takes more), counting and checking the length against `total`.
-async fn copy_frames<F, Fut>(
-    mut body: hyper::body::Incoming,
-    total: Option<u64>,
-    bar: Option<&ProgressBar>,
-    what: &str,
-    mut sink: F,
-) -> anyhow::Result<u64>
-where
-    F: FnMut(bytes::Bytes) -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let mut n = 0u64;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.with_context(|| format!("the daemon ended {what} early"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        n += data.len() as u64;
-        if let Some(b) = bar {
-            b.inc(data.len() as u64);
-        }
-        if !sink(data).await {
-            // The writer stopped: its error is the one to report.
-            return Ok(n);
-        }
+    if durable {
+        file.sync_all()?;
     }
-    if total.is_some_and(|t| t != n) {
-        anyhow::bail!("the daemon ended {what} early");
-    }
-    Ok(n)
+    Ok(())
 }

@@ -58,12 +58,7 @@ impl RemoteFlags {
         let dir = std::env::var_os(ENV_CERT_PATH)
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::var_os("HOME")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| PathBuf::from("/root"))
-                    .join(".amber")
-            });
+            .unwrap_or_else(super::credentials::user_dir);
         let pick =
             |flag: &Option<PathBuf>, name: &str| flag.clone().unwrap_or_else(|| dir.join(name));
         TlsFiles {

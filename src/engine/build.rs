@@ -67,11 +67,11 @@ impl Engine {
     }
 }
 
-/// Unpack the client's context: regular files, directories, symlinks and
-/// hard links only, each kept inside `dir` by the tar crate's checks.
 /// Most bytes of a build context read after its tar's end marker.
 const TRAILER_MAX: u64 = 1 << 20;
 
+/// Unpack the client's context: regular files, directories, symlinks and
+/// hard links only, each kept inside `dir` by the tar crate's checks.
 fn unpack_context<R: Read + Send + 'static>(input: R, dir: &Path) -> Result<(), BuildError> {
     let (_, mut reader) = archive::decompress(input)
         .map_err(|e| BuildError::Context(format!("invalid build context: {e}")))?;

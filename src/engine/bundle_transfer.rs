@@ -36,6 +36,25 @@ pub struct TransferReport {
     pub ms: u64,
 }
 
+impl TransferReport {
+    /// What was sent of `blobs` since `start`.
+    fn new(
+        bundle: String,
+        blobs: usize,
+        blobs_sent: usize,
+        bytes_sent: u64,
+        start: Instant,
+    ) -> Self {
+        TransferReport {
+            bundle,
+            blobs,
+            blobs_sent,
+            bytes_sent,
+            ms: start.elapsed().as_millis() as u64,
+        }
+    }
+}
+
 /// `POST /amber/v1/bundles/missing`: which blobs of a bundle a receiver
 /// lacks.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,13 +184,7 @@ impl Engine {
             .map_err(|e| EngineError::Remote(format!("{host}: bad missing-blob answer: {e}")))?;
         let blobs = plan.index.blobs.len();
         if answer.exists {
-            return Ok(TransferReport {
-                bundle,
-                blobs,
-                blobs_sent: 0,
-                bytes_sent: 0,
-                ms: start.elapsed().as_millis() as u64,
-            });
+            return Ok(TransferReport::new(bundle, blobs, 0, 0, start));
         }
         let missing: BTreeSet<Digest> = answer.missing.into_iter().collect();
         let have: Vec<Digest> = plan
@@ -211,13 +224,7 @@ impl Engine {
             .await
             .map_err(|e| remote_err(&host, e))?;
         wrote?;
-        let report = TransferReport {
-            bundle,
-            blobs,
-            blobs_sent,
-            bytes_sent,
-            ms: start.elapsed().as_millis() as u64,
-        };
+        let report = TransferReport::new(bundle, blobs, blobs_sent, bytes_sent, start);
         tracing::info!(bundle_id = %report.bundle, host = %host, blobs_sent, bytes_sent, "pushed bundle");
         Ok(report)
     }
@@ -242,13 +249,7 @@ impl Engine {
         let answer = self.missing_blobs(&req)?;
         let blobs = index.blobs.len();
         if answer.exists {
-            return Ok(TransferReport {
-                bundle,
-                blobs,
-                blobs_sent: 0,
-                bytes_sent: 0,
-                ms: start.elapsed().as_millis() as u64,
-            });
+            return Ok(TransferReport::new(bundle, blobs, 0, 0, start));
         }
         let missing: BTreeSet<&Digest> = answer.missing.iter().collect();
         let exclude: Vec<Digest> = index
@@ -294,14 +295,9 @@ impl Engine {
         })
         .await?;
         self.index_logs_in_background();
-        let report = TransferReport {
-            bundle,
-            blobs,
-            blobs_sent,
-            bytes_sent: counted.load(Ordering::Relaxed),
-            ms: start.elapsed().as_millis() as u64,
-        };
-        tracing::info!(bundle_id = %report.bundle, host = %host, blobs_sent, bytes_sent = report.bytes_sent, "pulled bundle");
+        let bytes_sent = counted.load(Ordering::Relaxed);
+        let report = TransferReport::new(bundle, blobs, blobs_sent, bytes_sent, start);
+        tracing::info!(bundle_id = %report.bundle, host = %host, blobs_sent, bytes_sent, "pulled bundle");
         Ok(report)
     }
 
